@@ -1,0 +1,90 @@
+"""The hash chain that makes the event log tamper-evident. Pure: no database, no web.
+
+Each programme has its own chain, so writers to different programmes never wait on each other.
+An event's hash is
+
+    hash = lowercase hex SHA-256 of canonical_bytes(event content, prev_hash)
+
+where prev_hash is the hash of the same programme's previous event (``GENESIS_HASH`` for its
+first event) and the canonical encoding is the UTF-8 bytes of a JSON object with exactly the
+keys in ``HASHED_FIELDS``, keys sorted, no insignificant white space (separators "," and ":"),
+non-ASCII characters written as themselves (not \\u escapes), and these value forms:
+
+- dates as "YYYY-MM-DD"; ``recorded_at`` as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always six digits);
+- absent values as null; ``changes`` and ``sources`` as JSON with their keys sorted too.
+
+Any program that can sort keys and compute SHA-256 can check a chain from the events' JSON.
+The digest over all chains (GET /api/v1/audit/digest) is the SHA-256 of the lines
+"<program code> <head hash>\\n", sorted by code, for every programme that has events.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+HASHED_FIELDS = (
+    "program",
+    "seq",
+    "kind",
+    "from_status",
+    "to_status",
+    "effective_date",
+    "recorded_at",
+    "actor",
+    "on_behalf_of",
+    "note",
+    "source_url",
+    "sources",
+    "changes",
+    "prev_hash",
+)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC with microseconds and a Z; a naive value (SQLite hands those back) is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def canonical_bytes(content: Mapping[str, Any]) -> bytes:
+    document = {field: _canonical_value(content.get(field)) for field in HASHED_FIELDS}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(content: Mapping[str, Any]) -> str:
+    """`content` holds the event's fields including its prev_hash."""
+    return hashlib.sha256(canonical_bytes(content)).hexdigest()
+
+
+def first_broken_link(events: Iterable[Mapping[str, Any]]) -> tuple[Any, str] | None:
+    """Walk one programme's events in seq order; return (event id, reason) of the first bad one."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    for event in events:
+        if event["seq"] != expected_seq:
+            return event["id"], f"seq {event['seq']} where {expected_seq} was expected"
+        if event["prev_hash"] != expected_prev:
+            return event["id"], "prev_hash does not match the previous event's hash"
+        if event_hash(event) != event["hash"]:
+            return event["id"], "hash does not match the event's content"
+        expected_prev = event["hash"]
+        expected_seq += 1
+    return None
+
+
+def chains_digest(heads: Mapping[str, str]) -> str:
+    lines = "".join(f"{code} {head}\n" for code, head in sorted(heads.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()

@@ -1,0 +1,47 @@
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, FetchedValue, ForeignKey, Index, String, Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base
+from service.types import BigIntegerPK, JSONDocument, UTCDateTime
+
+
+class Event(Base):
+    """One entry of a programme's history: append-only.
+
+    Written in the same transaction as the change it records. The database refuses UPDATE,
+    DELETE and TRUNCATE on this table (triggers in the initial migration), and `hash` chains each
+    event to the previous one of the same programme (see service.audit.chain), so an edit made
+    behind the service's back is found by `roadmap verify`.
+
+    `txid` is the writing transaction's id on PostgreSQL (0 on SQLite, where writers are
+    serialised anyway); the change feed orders by (txid, id), see service.audit.feed.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("program_id", "seq", name="uq_events_program_seq"),
+        Index("ix_events_feed", "txid", "id"),
+        Index("ix_events_kind", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    effective_date: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(String(2000))
+    sources: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,34 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
+from service.audit.schemas import EventFeedPage
+from service.audit.service import event_read
+from service.db import SessionDep
+from service.errors import problem_responses
+from service.pagination import DEFAULT_LIMIT, LimitQuery
+
+router = APIRouter(tags=["events"])
+
+EVENT_KINDS = ("created", "status_changed", "updated")
+
+
+@router.get("/events", response_model=EventFeedPage, responses=problem_responses(422))
+async def list_events(
+    session: SessionDep,
+    after: Annotated[
+        str | None, Query(max_length=200, description="The next_cursor of the previous page")
+    ] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    program: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+) -> EventFeedPage:
+    """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
+    nothing is new), so a consumer that keeps it and polls sees each event exactly once."""
+    rows, position = await read_feed(
+        session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
+    )
+    return EventFeedPage(
+        items=[event_read(e, c) for e, c in rows], next_cursor=encode_feed_cursor(position)
+    )

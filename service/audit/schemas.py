@@ -1,0 +1,34 @@
+from datetime import date
+from typing import Any
+
+from service.schemas import ReadModel, Timestamp
+from service.workflow import Status
+
+
+class EventRead(ReadModel):
+    id: int
+    program: str
+    seq: int
+    kind: str
+    from_status: Status | None
+    to_status: Status | None
+    effective_date: date
+    recorded_at: Timestamp
+    actor: str
+    on_behalf_of: str | None
+    note: str | None
+    source_url: str | None
+    sources: list[str]
+    changes: dict[str, Any] | None
+    prev_hash: str
+    hash: str
+
+
+class EventPage(ReadModel):
+    items: list[EventRead]
+    next_cursor: str | None
+
+
+class EventFeedPage(ReadModel):
+    items: list[EventRead]
+    next_cursor: str

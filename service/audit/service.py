@@ -1,0 +1,101 @@
+"""Appending to and reading from the event log."""
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.chain import GENESIS_HASH, event_hash
+from service.audit.models import Event
+from service.audit.schemas import EventRead
+from service.programs.models import Program
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def append_event(
+    session: AsyncSession,
+    *,
+    program: Program,
+    prev_hash: str | None,
+    kind: str,
+    effective_date: date,
+    actor: str,
+    recorded_at: datetime,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    on_behalf_of: str | None = None,
+    note: str | None = None,
+    source_url: str | None = None,
+    sources: list[str] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Event:
+    """Record one change of `program`, chained to its previous event.
+
+    The caller holds the programme's row lock (or has just inserted it) and passes the hash of
+    its newest event (None for a new programme). This bumps the programme's version, so
+    `version == seq` of the newest event always holds.
+    """
+    program.version += 1
+    program.updated_at = recorded_at
+    content: dict[str, Any] = {
+        "program": program.code,
+        "seq": program.version,
+        "kind": kind,
+        "from_status": from_status,
+        "to_status": to_status,
+        "effective_date": effective_date,
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "on_behalf_of": on_behalf_of,
+        "note": note,
+        "source_url": source_url,
+        "sources": sources if sources is not None else ([source_url] if source_url else []),
+        "changes": changes,
+        "prev_hash": prev_hash or GENESIS_HASH,
+    }
+    content["hash"] = event_hash(content)
+    del content["program"]
+    event = Event(program_id=program.id, **content)
+    session.add(event)
+    return event
+
+
+def event_read(event: Event, program_code: str) -> EventRead:
+    return EventRead(
+        id=event.id,
+        program=program_code,
+        seq=event.seq,
+        kind=event.kind,
+        from_status=event.from_status,  # type: ignore[arg-type]
+        to_status=event.to_status,  # type: ignore[arg-type]
+        effective_date=event.effective_date,
+        recorded_at=event.recorded_at,
+        actor=event.actor,
+        on_behalf_of=event.on_behalf_of,
+        note=event.note,
+        source_url=event.source_url,
+        sources=event.sources,
+        changes=event.changes,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+    )
+
+
+def events_with_codes() -> Select[tuple[Event, str]]:
+    return select(Event, Program.code).join(Program, Program.id == Event.program_id)
+
+
+async def program_history(
+    session: AsyncSession, *, program_id: int, after_seq: int, limit: int
+) -> list[tuple[Event, str]]:
+    query = (
+        events_with_codes()
+        .where(Event.program_id == program_id, Event.seq > after_seq)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    return [(event, code) for event, code in (await session.execute(query)).all()]

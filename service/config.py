@@ -1,0 +1,38 @@
+"""Every setting is an environment variable, read and validated once at start."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.db_url import normalise_database_url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROADMAP_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///roadmap.db",
+        validation_alias=AliasChoices("DATABASE_URL", "ROADMAP_DATABASE_URL"),
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
+    )
+    env: Literal["development", "production"] = "development"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    migrate_on_start: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        normalise_database_url(value)  # raises ValueError with a readable message
+        return value
+
+    @property
+    def async_database_url(self) -> str:
+        return normalise_database_url(self.database_url)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

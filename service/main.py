@@ -1,0 +1,46 @@
+"""The application factory."""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from service import health, meta_router
+from service.audit.router import router as events_router
+from service.config import Settings, get_settings
+from service.db import create_engine, create_sessionmaker
+from service.errors import install_problem_handlers
+from service.programs.router import router as programs_router
+from service.roadmaps.router import router as roadmaps_router
+from service.schema_setup import head_revision
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Union State roadmap tracker",
+        version="1.0.0",
+        summary="Where each union programme of the Russia–Belarus Union State stands, "
+        "and how it got there, with a source for every step.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.head_revision = head_revision()
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    for router in (programs_router, events_router, roadmaps_router, meta_router.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

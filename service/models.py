@@ -1,0 +1,8 @@
+"""Every ORM model, imported in one place so Alembic and create_app see the whole schema."""
+
+from service.audit.models import Event
+from service.db import Base
+from service.programs.models import Program
+from service.roadmaps.models import Roadmap
+
+__all__ = ["Base", "Event", "Program", "Roadmap"]

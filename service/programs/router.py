@@ -1,0 +1,134 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from service.audit.schemas import EventPage
+from service.audit.service import event_read, program_history
+from service.db import SessionDep
+from service.errors import problem_responses
+from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
+from service.programs import service
+from service.programs.schemas import (
+    ProgramChange,
+    ProgramCreate,
+    ProgramPage,
+    ProgramRead,
+    ProgramUpdate,
+    TransitionRequest,
+    ProgramPatchResult,
+)
+from service.programs.service import Actor, program_read
+from service.workflow import Status
+
+router = APIRouter(prefix="/programs", tags=["programs"])
+
+ProgramCode = Annotated[str, Path(max_length=64, description="The programme's code")]
+
+
+def etag_of(version: int) -> str:
+    return f'"{version}"'
+
+
+def anonymous_actor(claimed: str | None) -> Actor:
+    return Actor(name=claimed or "anonymous")
+
+
+@router.get("", response_model=ProgramPage, responses=problem_responses(422))
+async def list_programs(
+    session: SessionDep,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    sector: Annotated[str | None, Query(max_length=100)] = None,
+    roadmap: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Substring of the title")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ProgramPage:
+    after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
+    rows = await service.list_programs(
+        session,
+        after_id=after_id,
+        limit=limit,
+        status=status_,
+        sector=sector,
+        roadmap=roadmap,
+        q=q,
+    )
+    next_cursor = encode_cursor(rows[-1][0].id) if len(rows) == limit else None
+    return ProgramPage(items=[program_read(p, r) for p, r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=ProgramChange,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409, 422),
+)
+async def create_program(
+    data: ProgramCreate, session: SessionDep, response: Response
+) -> ProgramChange:
+    program, roadmap_code, event = await service.create_program(
+        session, data, anonymous_actor(data.actor)
+    )
+    await session.commit()
+    response.headers["Location"] = f"/api/v1/programs/{program.code}"
+    response.headers["ETag"] = etag_of(program.version)
+    return ProgramChange(
+        program=program_read(program, roadmap_code), event=event_read(event, program.code)
+    )
+
+
+@router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404))
+async def get_program(code: ProgramCode, session: SessionDep, response: Response) -> ProgramRead:
+    program, roadmap_code = await service.get_program(session, code)
+    response.headers["ETag"] = etag_of(program.version)
+    return program_read(program, roadmap_code)
+
+
+@router.patch(
+    "/{code}", response_model=ProgramPatchResult, responses=problem_responses(404, 422)
+)
+async def update_program(
+    code: ProgramCode, data: ProgramUpdate, session: SessionDep, response: Response
+) -> ProgramPatchResult:
+    program, roadmap_code, event = await service.update_program(
+        session, code, data, anonymous_actor(data.actor)
+    )
+    await session.commit()
+    response.headers["ETag"] = etag_of(program.version)
+    return ProgramPatchResult(
+        program=program_read(program, roadmap_code),
+        event=event_read(event, program.code) if event else None,
+    )
+
+
+@router.post(
+    "/{code}/transitions",
+    response_model=ProgramChange,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(404, 409, 422),
+)
+async def transition_program(
+    code: ProgramCode, request: TransitionRequest, session: SessionDep, response: Response
+) -> ProgramChange:
+    program, roadmap_code, event = await service.transition_program(
+        session, code, request, anonymous_actor(request.actor)
+    )
+    await session.commit()
+    response.headers["ETag"] = etag_of(program.version)
+    return ProgramChange(
+        program=program_read(program, roadmap_code), event=event_read(event, program.code)
+    )
+
+
+@router.get("/{code}/history", response_model=EventPage, responses=problem_responses(404, 422))
+async def program_history_page(
+    code: ProgramCode,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> EventPage:
+    program, _ = await service.get_program(session, code)
+    after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
+    rows = await program_history(session, program_id=program.id, after_seq=after_seq, limit=limit)
+    next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
+    return EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)

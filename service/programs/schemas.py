@@ -1,0 +1,100 @@
+from datetime import date
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from service.audit.schemas import EventRead
+from service.schemas import (
+    Code,
+    LongText,
+    Name,
+    ReadModel,
+    RequestModel,
+    ShortText,
+    SourceUrl,
+    Timestamp,
+)
+from service.workflow import Status
+
+Sector = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+LeadBodies = Annotated[str, StringConstraints(max_length=1000)]
+
+
+class ChangeContext(RequestModel):
+    """What an editor may say about a change: it goes into the event, not the programme."""
+
+    note: LongText | None = None
+    source_url: SourceUrl | None = None
+    actor: Name | None = Field(
+        default=None, description="Who the change is made for; recorded with the event."
+    )
+
+
+class ProgramCreate(ChangeContext):
+    code: Code
+    title: ShortText
+    title_ru: ShortText | None = None
+    title_official: bool = False
+    number: int | None = Field(default=None, ge=1, le=10_000)
+    sector: Sector | None = None
+    lead_bodies: LeadBodies | None = None
+    summary: LongText | None = None
+    roadmap: Code = "union-state-2021-2023"
+
+
+class ProgramUpdate(ChangeContext):
+    """Descriptive fields only: the status changes through transitions, nothing else."""
+
+    title: ShortText | None = None
+    title_ru: ShortText | None = None
+    sector: Sector | None = None
+    lead_bodies: LeadBodies | None = None
+    summary: LongText | None = None
+
+
+DESCRIPTIVE_FIELDS = ("title", "title_ru", "sector", "lead_bodies", "summary")
+
+
+class TransitionRequest(ChangeContext):
+    to_status: Status
+    effective_date: date | None = Field(
+        default=None, description="When it happened; defaults to today (UTC)."
+    )
+
+
+class ProgramRead(ReadModel):
+    code: str
+    number: int | None
+    title: str
+    title_ru: str | None
+    title_official: bool
+    sector: str | None
+    lead_bodies: str | None
+    summary: str | None
+    sources: list[str]
+    roadmap: str
+    status: Status
+    status_label: str
+    status_effective_date: date
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ProgramPage(ReadModel):
+    items: list[ProgramRead]
+    next_cursor: str | None
+
+
+class ProgramChange(ReadModel):
+    """The answer to a write: the programme as it now stands and the event that recorded it."""
+
+    program: ProgramRead
+    event: EventRead
+
+
+class ProgramPatchResult(ReadModel):
+    """A PATCH that changes nothing writes no event: `event` is then null."""
+
+    program: ProgramRead
+    event: EventRead | None

@@ -1,0 +1,262 @@
+"""Use cases for programmes. Functions here never commit: the route commits once, then answers."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.models import Event
+from service.audit.service import append_event, utc_now
+from service.errors import Conflict, InvalidInput, NotFound, TransitionNotAllowed
+from service.programs.models import Program
+from service.programs.schemas import (
+    DESCRIPTIVE_FIELDS,
+    ProgramCreate,
+    ProgramRead,
+    ProgramUpdate,
+    TransitionRequest,
+)
+from service.roadmaps.models import Roadmap
+from service.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change (`name`) and, if they say so, for whom (`on_behalf_of`)."""
+
+    name: str
+    on_behalf_of: str | None = None
+
+
+@dataclass
+class LockedProgram:
+    program: Program
+    roadmap_code: str
+    head_hash: str | None
+
+
+def program_read(program: Program, roadmap_code: str) -> ProgramRead:
+    return ProgramRead(
+        code=program.code,
+        number=program.number,
+        title=program.title,
+        title_ru=program.title_ru,
+        title_official=program.title_official,
+        sector=program.sector,
+        lead_bodies=program.lead_bodies,
+        summary=program.summary,
+        sources=program.sources,
+        roadmap=roadmap_code,
+        status=Status(program.status),
+        status_label=label_of(program.status),
+        status_effective_date=program.status_effective_date,
+        version=program.version,
+        created_at=program.created_at,
+        updated_at=program.updated_at,
+    )
+
+
+def today_utc() -> date:
+    return utc_now().date()
+
+
+async def get_program(session: AsyncSession, code: str) -> tuple[Program, str]:
+    row = (
+        await session.execute(
+            select(Program, Roadmap.code)
+            .join(Roadmap, Roadmap.id == Program.roadmap_id)
+            .where(Program.code == code)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no programme with code {code!r}.")
+    return row[0], row[1]
+
+
+async def list_programs(
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    status: Status | None = None,
+    sector: str | None = None,
+    roadmap: str | None = None,
+    q: str | None = None,
+) -> list[tuple[Program, str]]:
+    query = (
+        select(Program, Roadmap.code)
+        .join(Roadmap, Roadmap.id == Program.roadmap_id)
+        .where(Program.id > after_id)
+        .order_by(Program.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Program.status == status.value)
+    if sector is not None:
+        query = query.where(Program.sector == sector)
+    if roadmap is not None:
+        query = query.where(Roadmap.code == roadmap)
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Program.title.ilike(f"%{escaped}%", escape="\\"))
+    return [(program, code) for program, code in (await session.execute(query)).all()]
+
+
+async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
+    """Take the programme's row lock for the rest of the transaction, and read it.
+
+    PostgreSQL: SELECT … FOR UPDATE OF programs, so concurrent writers to one programme queue
+    here and each then sees the status its predecessor committed. SQLite has no row locks and
+    a deferred transaction that reads first cannot safely write later, so there a no-op UPDATE
+    takes the database's write lock before anything is read.
+    """
+    if session.bind.dialect.name == "sqlite":
+        await session.execute(
+            update(Program).where(Program.code == code).values(version=Program.version)
+        )
+    row = (
+        await session.execute(
+            select(Program, Roadmap.code, Event.hash)
+            .join(Roadmap, Roadmap.id == Program.roadmap_id)
+            .outerjoin(Event, (Event.program_id == Program.id) & (Event.seq == Program.version))
+            .where(Program.code == code)
+            .with_for_update(of=Program)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no programme with code {code!r}.")
+    return LockedProgram(program=row[0], roadmap_code=row[1], head_hash=row[2])
+
+
+async def create_program(
+    session: AsyncSession, data: ProgramCreate, actor: Actor
+) -> tuple[Program, str, Event]:
+    roadmap_id = await session.scalar(select(Roadmap.id).where(Roadmap.code == data.roadmap))
+    if roadmap_id is None:
+        raise InvalidInput(f"There is no roadmap with code {data.roadmap!r}.")
+    now = utc_now()
+    fields = data.model_dump(exclude={"note", "source_url", "actor", "roadmap"})
+    program = Program(
+        **fields,
+        roadmap_id=roadmap_id,
+        sources=[data.source_url] if data.source_url else [],
+        status=INITIAL_STATUS.value,
+        status_effective_date=now.date(),
+        version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(program)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A programme with code {data.code!r} already exists.") from None
+    event = append_event(
+        session,
+        program=program,
+        prev_hash=None,
+        kind="created",
+        to_status=INITIAL_STATUS.value,
+        effective_date=now.date(),
+        recorded_at=now,
+        actor=actor.name,
+        on_behalf_of=actor.on_behalf_of,
+        note=data.note,
+        source_url=data.source_url,
+        changes={"fields": {k: v for k, v in fields.items() if v is not None}},
+    )
+    await session.flush()
+    return program, data.roadmap, event
+
+
+async def update_program(
+    session: AsyncSession, code: str, data: ProgramUpdate, actor: Actor
+) -> tuple[Program, str, Event | None]:
+    """Apply the descriptive fields that really change; no change writes no event."""
+    locked = await lock_program(session, code)
+    program = locked.program
+    requested = data.model_dump(include=set(DESCRIPTIVE_FIELDS), exclude_unset=True)
+    if requested.get("title", "") is None:
+        raise InvalidInput("A programme's title cannot be removed.")
+    changes: dict[str, Any] = {}
+    for field, new_value in requested.items():
+        old_value = getattr(program, field)
+        if old_value != new_value:
+            changes[field] = {"from": old_value, "to": new_value}
+            setattr(program, field, new_value)
+    if not changes:
+        return program, locked.roadmap_code, None
+    event = append_event(
+        session,
+        program=program,
+        prev_hash=locked.head_hash,
+        kind="updated",
+        effective_date=today_utc(),
+        recorded_at=utc_now(),
+        actor=actor.name,
+        on_behalf_of=actor.on_behalf_of,
+        note=data.note,
+        source_url=data.source_url,
+        changes=changes,
+    )
+    await session.flush()
+    return program, locked.roadmap_code, event
+
+
+def check_transition(program: Program, target: Status, effective_date: date, today: date) -> None:
+    """The workflow's rules for one status change; raises the problem that breaks them."""
+    if not is_allowed(program.status, target):
+        allowed = [s.value for s in allowed_targets(program.status)]
+        raise TransitionNotAllowed(
+            f"A programme in status {program.status!r} cannot move to {target.value!r}; "
+            f"allowed: {', '.join(allowed) if allowed else 'none (the status is terminal)'}.",
+            current_status=program.status,
+            allowed_targets=allowed,
+        )
+    if effective_date > today:
+        raise InvalidInput(f"effective_date {effective_date} is in the future (today is {today}).")
+    if effective_date < program.status_effective_date:
+        raise InvalidInput(
+            f"effective_date {effective_date} is earlier than the current status's "
+            f"effective date {program.status_effective_date}."
+        )
+
+
+async def transition_program(
+    session: AsyncSession,
+    code: str,
+    request: TransitionRequest,
+    actor: Actor,
+    *,
+    sources: list[str] | None = None,
+    today: date | None = None,
+) -> tuple[Program, str, Event]:
+    """Change the status and append its event, under the programme's row lock."""
+    locked = await lock_program(session, code)
+    program = locked.program
+    today = today or today_utc()
+    effective_date = request.effective_date or today
+    check_transition(program, request.to_status, effective_date, today)
+    from_status = program.status
+    program.status = request.to_status.value
+    program.status_effective_date = effective_date
+    event = append_event(
+        session,
+        program=program,
+        prev_hash=locked.head_hash,
+        kind="status_changed",
+        from_status=from_status,
+        to_status=request.to_status.value,
+        effective_date=effective_date,
+        recorded_at=utc_now(),
+        actor=actor.name,
+        on_behalf_of=actor.on_behalf_of,
+        note=request.note,
+        source_url=request.source_url,
+        sources=sources,
+    )
+    await session.flush()
+    return program, locked.roadmap_code, event

@@ -1,0 +1,168 @@
+"""Loading the bundled roadmap files (or any file of the same shape) into the database.
+
+A programme's first event in a file (to `draft`) is its `created` event; the rest of its
+history is replayed through `transition_program`, so the seed obeys the same workflow rules as
+the API. An event whose `program` is "*" applies to every programme of its file. Loading is
+idempotent: a roadmap or programme that already exists is left as it is.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.service import append_event, utc_now
+from service.programs.models import Program
+from service.programs.schemas import TransitionRequest
+from service.programs.service import Actor, transition_program
+from service.roadmaps.models import Roadmap
+from service.workflow import INITIAL_STATUS, Status
+
+SEED_ACTOR = Actor(name="seed")
+_URL = re.compile(r"https?://[^\s()]+")
+
+
+@dataclass
+class SeedReport:
+    roadmaps_created: list[str] = field(default_factory=list)
+    programs_created: list[str] = field(default_factory=list)
+
+
+def bundled_seed_files() -> list[Path]:
+    folder = resources.files("service.seed") / "data"
+    return sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+def first_url(sources: list[str]) -> str | None:
+    """The first http(s) address among citations, some of which are text with a URL inside."""
+    for citation in sources:
+        match = _URL.search(citation)
+        if match:
+            return match.group(0).rstrip(".,;")
+    return None
+
+
+def read_seed_file(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or "roadmap" not in document:
+        raise ValueError(f"{path}: not a roadmap file (no 'roadmap' object)")
+    return document
+
+
+def _events_by_program(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    codes = [p["code"] for p in document.get("programs", [])]
+    history: dict[str, list[dict[str, Any]]] = {code: [] for code in codes}
+    for entry in document.get("events", []):
+        targets = codes if entry["program"] == "*" else [entry["program"]]
+        for code in targets:
+            if code not in history:
+                raise ValueError(f"event for unknown programme {code!r}")
+            history[code].append(entry)
+    return history
+
+
+async def _ensure_roadmap(session: AsyncSession, data: dict[str, Any]) -> tuple[Roadmap, bool]:
+    roadmap = await session.scalar(select(Roadmap).where(Roadmap.code == data["code"]))
+    if roadmap is not None:
+        return roadmap, False
+    roadmap = Roadmap(
+        code=data["code"],
+        title=data["title"],
+        title_ru=data.get("title_ru"),
+        period=data.get("period"),
+        official_program_count=data.get("official_program_count"),
+        note=data.get("note"),
+        sources=data.get("sources", []),
+        created_at=utc_now(),
+    )
+    session.add(roadmap)
+    await session.flush()
+    return roadmap, True
+
+
+async def _create_program(
+    session: AsyncSession, roadmap: Roadmap, data: dict[str, Any], history: list[dict[str, Any]]
+) -> None:
+    if not history or history[0]["to_status"] != INITIAL_STATUS.value:
+        raise ValueError(f"programme {data['code']!r}: its first event must be to 'draft'")
+    creation, *changes = history
+    now = utc_now()
+    created_on = date.fromisoformat(creation["effective_date"])
+    program = Program(
+        code=data["code"],
+        roadmap_id=roadmap.id,
+        number=data.get("number"),
+        title=data["title"],
+        title_ru=data.get("title_ru"),
+        title_official=bool(data.get("title_official", False)),
+        sector=data.get("sector"),
+        lead_bodies=data.get("lead_bodies"),
+        summary=data.get("summary"),
+        sources=data.get("sources", []),
+        status=INITIAL_STATUS.value,
+        status_effective_date=created_on,
+        version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(program)
+    await session.flush()
+    append_event(
+        session,
+        program=program,
+        prev_hash=None,
+        kind="created",
+        to_status=INITIAL_STATUS.value,
+        effective_date=created_on,
+        recorded_at=now,
+        actor=SEED_ACTOR.name,
+        note=creation.get("note"),
+        source_url=first_url(creation.get("sources", [])),
+        sources=creation.get("sources", []),
+    )
+    await session.flush()
+    for change in changes:
+        request = TransitionRequest(
+            to_status=Status(change["to_status"]),
+            effective_date=date.fromisoformat(change["effective_date"]),
+            note=change.get("note"),
+            source_url=first_url(change.get("sources", [])),
+        )
+        await transition_program(
+            session, program.code, request, SEED_ACTOR, sources=change.get("sources", [])
+        )
+
+
+async def load_seed_document(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    roadmap, created = await _ensure_roadmap(session, document["roadmap"])
+    if created:
+        report.roadmaps_created.append(roadmap.code)
+    history = _events_by_program(document)
+    existing = set(
+        (await session.scalars(select(Program.code).where(Program.code.in_(history)))).all()
+    )
+    for data in document.get("programs", []):
+        if data["code"] in existing:
+            continue
+        await _create_program(session, roadmap, data, history[data["code"]])
+        report.programs_created.append(data["code"])
+
+
+async def load_seed_files(session: AsyncSession, paths: list[Path]) -> SeedReport:
+    """Load every file in one transaction (the caller commits): all of it or none."""
+    report = SeedReport()
+    for path in paths:
+        await load_seed_document(session, read_seed_file(path), report)
+    return report
+
+
+async def database_is_empty(session: AsyncSession) -> bool:
+    return await session.scalar(select(Roadmap.id).limit(1)) is None
