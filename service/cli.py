@@ -42,9 +42,7 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(cause).__name__
 
 
-def run_against_database(
-    settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]
-) -> T:
+def run_against_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run `work` with an engine; a database that cannot be used ends the command in one line."""
 
     async def _run() -> T:
@@ -56,7 +54,7 @@ def run_against_database(
 
     try:
         return asyncio.run(_run())
-    except (DBAPIError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, DBAPIError, OSError) as exc:
         fail(f"cannot use the database at {redacted(settings.database_url)}: {_reason(exc)}")
 
 
@@ -117,9 +115,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="roadmap", description="The Union State roadmap tracker."
-    )
+    parser = argparse.ArgumentParser(prog="roadmap", description="The Union State roadmap tracker.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, seed an empty database, and serve")

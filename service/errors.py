@@ -5,6 +5,7 @@ unexpected becomes a bare 500 problem: the traceback goes to the log, never to t
 """
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -79,7 +80,7 @@ def problem_response(
     *,
     type_: str = "about:blank",
     title: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
     body = {

@@ -58,7 +58,9 @@ async def startup_lock(engine: AsyncEngine, database_url: str) -> AsyncIterator[
     url = parse_database_url(database_url)
     if url.get_backend_name() == "postgresql":
         async with engine.connect() as connection:
-            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+            )
             await connection.commit()
             try:
                 yield

@@ -13,9 +13,7 @@ Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-SourceUrl = Annotated[
-    str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")
-]
+SourceUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
 # Always "YYYY-MM-DDTHH:MM:SS.ffffffZ", the form the hash chain uses, so a client can check a
 # chain from the JSON it reads without reformatting timestamps.

@@ -29,7 +29,8 @@ PG_APPEND_ONLY = [
     """
     CREATE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      RAISE EXCEPTION 'events are append-only: % refused', TG_OP USING ERRCODE = 'restrict_violation';
+      RAISE EXCEPTION 'events are append-only: % refused', TG_OP
+        USING ERRCODE = 'restrict_violation';
     END $$
     """,
     "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "

@@ -56,16 +56,14 @@ async def read_feed(
         Event.txid > after_txid, and_(Event.txid == after_txid, Event.id > after_id)
     )
     query = events_with_codes().where(position_after).order_by(Event.txid, Event.id).limit(limit)
-    if session.bind.dialect.name == "postgresql":
-        settled = cast(
-            cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), String), BigInteger
-        )
+    if session.get_bind().dialect.name == "postgresql":
+        settled = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), String), BigInteger)
         query = query.where(Event.txid < settled)
     if program is not None:
         query = query.where(Program.code == program)
     if kind is not None:
         query = query.where(Event.kind == kind)
-    rows = [(event, code) for event, code in (await session.execute(query)).all()]
+    rows = list((await session.execute(query)).tuples().all())
     if not rows:
         return rows, after
     last = rows[-1][0]

@@ -70,8 +70,8 @@ def event_read(event: Event, program_code: str) -> EventRead:
         program=program_code,
         seq=event.seq,
         kind=event.kind,
-        from_status=event.from_status,  # type: ignore[arg-type]
-        to_status=event.to_status,  # type: ignore[arg-type]
+        from_status=event.from_status,
+        to_status=event.to_status,
         effective_date=event.effective_date,
         recorded_at=event.recorded_at,
         actor=event.actor,
@@ -85,7 +85,7 @@ def event_read(event: Event, program_code: str) -> EventRead:
     )
 
 
-def events_with_codes() -> Select[tuple[Event, str]]:
+def events_with_codes() -> Select[Event, str]:
     return select(Event, Program.code).join(Program, Program.id == Event.program_id)
 
 
@@ -98,4 +98,4 @@ async def program_history(
         .order_by(Event.seq)
         .limit(limit)
     )
-    return [(event, code) for event, code in (await session.execute(query)).all()]
+    return list((await session.execute(query)).tuples().all())

@@ -12,10 +12,10 @@ from service.programs.schemas import (
     ProgramChange,
     ProgramCreate,
     ProgramPage,
+    ProgramPatchResult,
     ProgramRead,
     ProgramUpdate,
     TransitionRequest,
-    ProgramPatchResult,
 )
 from service.programs.service import Actor, program_read
 from service.workflow import Status
@@ -84,9 +84,7 @@ async def get_program(code: ProgramCode, session: SessionDep, response: Response
     return program_read(program, roadmap_code)
 
 
-@router.patch(
-    "/{code}", response_model=ProgramPatchResult, responses=problem_responses(404, 422)
-)
+@router.patch("/{code}", response_model=ProgramPatchResult, responses=problem_responses(404, 422))
 async def update_program(
     code: ProgramCode, data: ProgramUpdate, session: SessionDep, response: Response
 ) -> ProgramPatchResult:

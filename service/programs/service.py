@@ -102,7 +102,7 @@ async def list_programs(
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Program.title.ilike(f"%{escaped}%", escape="\\"))
-    return [(program, code) for program, code in (await session.execute(query)).all()]
+    return list((await session.execute(query)).tuples().all())
 
 
 async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
@@ -113,7 +113,7 @@ async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
     a deferred transaction that reads first cannot safely write later, so there a no-op UPDATE
     takes the database's write lock before anything is read.
     """
-    if session.bind.dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         await session.execute(
             update(Program).where(Program.code == code).values(version=Program.version)
         )

@@ -16,5 +16,7 @@ async def list_roadmaps(session: SessionDep) -> RoadmapList:
 
 
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
-async def get_roadmap(code: Annotated[str, Path(max_length=64)], session: SessionDep) -> RoadmapRead:
+async def get_roadmap(
+    code: Annotated[str, Path(max_length=64)], session: SessionDep
+) -> RoadmapRead:
     return await service.get_roadmap(session, code)

@@ -1,0 +1,56 @@
+"""Small builders the tests share: make a programme, walk it through the workflow."""
+
+from collections import deque
+from typing import Any
+
+import httpx
+
+from service.workflow import INITIAL_STATUS, TRANSITIONS, Status
+
+API = "/api/v1"
+
+
+def path_to(target: Status) -> list[Status]:
+    """The shortest sequence of statuses leading from draft to `target` (excluding draft)."""
+    previous: dict[Status, Status | None] = {INITIAL_STATUS: None}
+    queue = deque([INITIAL_STATUS])
+    while queue:
+        current = queue.popleft()
+        for transition in TRANSITIONS:
+            if transition.source == current and transition.target not in previous:
+                previous[transition.target] = current
+                queue.append(transition.target)
+    steps: list[Status] = []
+    node: Status | None = target
+    while node is not None and node != INITIAL_STATUS:
+        steps.append(node)
+        node = previous[node]
+    return list(reversed(steps))
+
+
+async def create_program(client: httpx.AsyncClient, code: str, **fields: Any) -> dict[str, Any]:
+    response = await client.post(f"{API}/programs", json={"code": code, "title": code, **fields})
+    assert response.status_code == 201, response.text
+    program: dict[str, Any] = response.json()["program"]
+    return program
+
+
+async def transition(
+    client: httpx.AsyncClient, code: str, to_status: str, **fields: Any
+) -> httpx.Response:
+    return await client.post(
+        f"{API}/programs/{code}/transitions", json={"to_status": to_status, **fields}
+    )
+
+
+async def walk_to(client: httpx.AsyncClient, code: str, target: Status) -> None:
+    for status in path_to(target):
+        response = await transition(client, code, status.value)
+        assert response.status_code == 201, response.text
+
+
+async def history(client: httpx.AsyncClient, code: str) -> list[dict[str, Any]]:
+    response = await client.get(f"{API}/programs/{code}/history", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

@@ -1,0 +1,104 @@
+"""Test harness: every test gets its own database, cloned from one built by the migrations.
+
+The service commits for real (that is what is under test), so tests cannot share a database and
+roll back. Instead a template database is migrated and seeded once per run, and each test gets
+a copy: a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL. Set TEST_DATABASE_URL
+to a PostgreSQL database to run the suite there; it becomes the template.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from service.config import Settings
+from service.db import create_engine
+from service.main import create_app
+from service.schema_setup import prepare_database
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def is_postgresql() -> bool:
+    return bool(TEST_DATABASE_URL) and make_url(TEST_DATABASE_URL or "").get_backend_name() in (
+        "postgresql",
+        "postgres",
+    )
+
+
+@pytest.fixture(scope="session")
+def template_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if TEST_DATABASE_URL:
+        return TEST_DATABASE_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+
+
+@pytest.fixture(scope="session")
+async def seeded_template(template_url: str) -> str:
+    engine = create_engine(template_url)
+    await prepare_database(engine, template_url)
+    await engine.dispose()  # SQLite folds its WAL back into the file; PG frees the template
+    return template_url
+
+
+def _server_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+async def clone_database(template: str, tmp_path: Path) -> str:
+    if not is_postgresql():
+        copy = tmp_path / "test.db"
+        shutil.copyfile(make_url(template).database or "", copy)
+        return f"sqlite:///{copy}"
+    template_name = make_url(template).database
+    name = f"{template_name}_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(_server_url(template))
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    await engine.dispose()
+    return make_url(template).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(url: str) -> None:
+    if not is_postgresql():
+        return
+    engine = create_engine(_server_url(url))
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        name = make_url(url).database
+        await autocommit.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database_url(seeded_template: str, tmp_path: Path) -> AsyncIterator[str]:
+    url = await clone_database(seeded_template, tmp_path)
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http

@@ -1,0 +1,53 @@
+"""The `roadmap` command, run as a user runs it: a real process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from service.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_a_bad_database_url_is_one_clear_line() -> None:
+    result = run_cli("migrate", env={"DATABASE_URL": "mysql://nobody@nowhere/x"})
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_clear_line() -> None:
+    result = run_cli(
+        "migrate", env={"DATABASE_URL": "postgresql://postgres:secret@127.0.0.1:1/none"}
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot use the database" in lines[0]
+    assert "secret" not in lines[0]
+
+
+def test_migrate_then_seed_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    migrated = run_cli("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "seeded 28 programmes" in migrated.stderr
+    again = run_cli("seed", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 programmes" in again.stdout
+
+
+def test_seed_refuses_a_missing_file(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    result = run_cli("seed", "--file", str(tmp_path / "nope.json"), env=env)
+    assert result.returncode != 0
+    assert "no such seed file" in result.stderr

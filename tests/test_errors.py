@@ -1,0 +1,61 @@
+"""Every error is application/problem+json, and no stack trace reaches a client."""
+
+import httpx
+from fastapi import FastAPI
+
+from tests.builders import API
+
+PROBLEM = "application/problem+json"
+
+
+async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    assert set(response.json()) >= {"type", "title", "status", "detail"}
+
+
+async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
+    response = await client.delete(f"{API}/programs/gas_market")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["status"] == 405
+
+
+async def test_validation_problem_lists_the_offending_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/programs/gas_market/transitions", json={"to_status": "nowhere", "extra": 1}
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["status"] == 422
+    locations = {tuple(error["loc"]) for error in problem["errors"]}
+    assert ("body", "to_status") in locations
+    assert ("body", "extra") in locations
+
+
+async def test_unexpected_error_is_a_bare_500_problem(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+
+async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert "/api/v1/programs/{code}/transitions" in spec["paths"]
+    assert (await client.get("/docs")).status_code == 200
