@@ -63,7 +63,7 @@ async def read_feed(
         query = query.where(Program.code == program)
     if kind is not None:
         query = query.where(Event.kind == kind)
-    rows = list((await session.execute(query)).tuples().all())
+    rows = [(event, code) for event, code in await session.execute(query)]
     if not rows:
         return rows, after
     last = rows[-1][0]

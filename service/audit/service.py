@@ -98,4 +98,4 @@ async def program_history(
         .order_by(Event.seq)
         .limit(limit)
     )
-    return list((await session.execute(query)).tuples().all())
+    return [(event, code) for event, code in await session.execute(query)]

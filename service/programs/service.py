@@ -102,7 +102,7 @@ async def list_programs(
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Program.title.ilike(f"%{escaped}%", escape="\\"))
-    return list((await session.execute(query)).tuples().all())
+    return [(program, code) for program, code in await session.execute(query)]
 
 
 async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
