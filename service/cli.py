@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.audit.verify import digest_as_of, find_digest, verify_chains
 from service.config import Settings
 from service.db import create_engine
 from service.db_url import redacted
@@ -30,10 +32,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        if name == "DATABASE_URL":
-            fail(f"DATABASE_URL is not usable: {first['msg'].removeprefix('Value error, ')}")
-        fail(f"ROADMAP_{name} is not valid: {first['msg']}")
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        # Aliased fields (DATABASE_URL, PORT, WEB_CONCURRENCY) report their variable's name.
+        variable = field if field.isupper() else f"ROADMAP_{field.upper()}"
+        fail(f"{variable} is not valid: {first['msg'].removeprefix('Value error, ')}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -77,12 +79,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     if settings.migrate_on_start and not args.no_migrate:
         _prepare(settings, migrate=True, seed=True)
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler
+    # that was there before it; a no-op handler turns that into a clean exit with status 0,
+    # which is what orchestrators expect of a requested stop.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run(
         "service.main:create_app",
         factory=True,
         host=args.host,
-        port=args.port,
-        workers=args.workers,
+        port=args.port or settings.port,
+        workers=args.workers or settings.web_concurrency,
         log_level=settings.log_level,
         proxy_headers=True,
     )
@@ -114,14 +120,53 @@ def cmd_seed(args: argparse.Namespace) -> None:
         fail(f"seed file rejected, nothing written: {exc}")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    settings = load_settings()
+
+    async def verify(engine: AsyncEngine) -> bool:
+        async with AsyncSession(engine) as session:
+            report = await verify_chains(session)
+            for mismatch in report.mismatches:
+                where = f"event {mismatch.event_id}" if mismatch.event_id else "no event"
+                print(f"MISMATCH {mismatch.program} {where}: {mismatch.reason}")
+            print(
+                f"{'ok' if report.ok else 'FAILED'}: {report.programs_checked} programmes, "
+                f"{report.events_checked} events checked, {len(report.mismatches)} mismatches"
+            )
+            if args.digest is None:
+                return report.ok
+            return report.ok and await _check_digest(session, args.digest, args.at)
+
+    if not run_against_database(settings, verify):
+        raise SystemExit(1)
+
+
+async def _check_digest(session: AsyncSession, digest: str, at: int | None) -> bool:
+    if at is not None:
+        try:
+            found = (await digest_as_of(session, at)).digest == digest
+        except LookupError as exc:
+            print(f"digest: {exc}")
+            return False
+        where = f"as of event {at}"
+    else:
+        event_id = await find_digest(session, digest)
+        found = event_id is not None
+        where = f"as of event {event_id}" if found else "at any point of the history"
+    print(f"digest {'matches' if found else 'does NOT match'} {where}")
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roadmap", description="The Union State roadmap tracker.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, seed an empty database, and serve")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8000")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="default: $WEB_CONCURRENCY, else 1"
+    )
     serve.add_argument(
         "--no-migrate", action="store_true", help="skip migration and seeding (done elsewhere)"
     )
@@ -134,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="load roadmap files; existing entries are kept")
     seed.add_argument("--file", help="a roadmap file (default: the bundled ones)")
     seed.set_defaults(handler=cmd_seed)
+
+    verify = commands.add_parser(
+        "verify", help="recompute every hash chain; exit 1 on any mismatch"
+    )
+    verify.add_argument("--digest", help="also prove the history had this digest (audit/digest)")
+    verify.add_argument("--at", type=int, help="the digest's last_event_id (faster)")
+    verify.set_defaults(handler=cmd_verify)
     return parser
 
 

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     migrate_on_start: bool = True
+    require_if_match: bool = False
+    idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
+    # The names container platforms set; no ROADMAP_ prefix.
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
+    web_concurrency: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
 
     @field_validator("database_url")
     @classmethod

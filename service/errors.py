@@ -95,16 +95,20 @@ def problem_response(
     )
 
 
+def render_problem(problem: Problem) -> JSONResponse:
+    return problem_response(
+        problem.status,
+        problem.detail,
+        type_=problem.type,
+        title=problem.title,
+        headers=problem.headers,
+        **problem.extensions,
+    )
+
+
 async def _handle_problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(
-        exc.status,
-        exc.detail,
-        type_=exc.type,
-        title=exc.title,
-        headers=exc.headers,
-        **exc.extensions,
-    )
+    return render_problem(exc)
 
 
 async def _handle_http_exception(_request: Request, exc: Exception) -> JSONResponse:
@@ -153,3 +157,25 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+class PreconditionFailed(Problem):
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(Problem):
+    status = 428
+    slug = "precondition-required"
+    title = "Precondition required"
+
+
+class IdempotencyKeyInUse(Conflict):
+    slug = "idempotency-key-in-use"
+    title = "Idempotency key in use"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused"

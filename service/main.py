@@ -1,5 +1,6 @@
 """The application factory."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ from service.audit.router import router as events_router
 from service.config import Settings, get_settings
 from service.db import create_engine, create_sessionmaker
 from service.errors import install_problem_handlers
+from service.idempotency.service import purge_idempotency_keys_periodically
 from service.programs.router import router as programs_router
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
@@ -25,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        purger = asyncio.create_task(purge_idempotency_keys_periodically(app))
         try:
             yield
         finally:
+            purger.cancel()
             await engine.dispose()
 
     app = FastAPI(

@@ -2,7 +2,8 @@
 
 from service.audit.models import Event
 from service.db import Base
+from service.idempotency.models import IdempotencyKey
 from service.programs.models import Program
 from service.roadmaps.models import Roadmap
 
-__all__ = ["Base", "Event", "Program", "Roadmap"]
+__all__ = ["Base", "Event", "IdempotencyKey", "Program", "Roadmap"]

@@ -1,7 +1,12 @@
 """GET /events: every committed event once, for a consumer that keeps its cursor."""
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
+from service.programs.schemas import TransitionRequest
+from service.programs.service import Actor, transition_program
+from service.workflow import Status
 from tests.builders import API, create_program, transition
 
 
@@ -48,3 +53,31 @@ async def test_feed_rejects_a_forged_cursor(client: httpx.AsyncClient) -> None:
         response = await client.get(f"{API}/events", params={"after": bad})
         assert response.status_code == 422, bad
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_event_committed_late_is_not_skipped(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Writer A takes an id first but commits last; a poll in between must not hand out a
+    cursor past A's event (PostgreSQL only: SQLite admits one writer at a time)."""
+    sessionmaker = app.state.sessionmaker
+    async with sessionmaker() as probe:
+        if probe.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite serialises writers, so ids are in commit order already")
+    await create_program(client, "late_a")
+    await create_program(client, "late_b")
+    _, cursor = await read_all(client, None)
+
+    async with sessionmaker() as slow_writer:
+        _, _, late_event = await transition_program(
+            slow_writer, "late_a", TransitionRequest(to_status=Status.COORDINATED), Actor("a")
+        )
+        quick = await transition(client, "late_b", "coordinated")
+        assert quick.status_code == 201
+        assert quick.json()["event"]["id"] > late_event.id
+        while_open, cursor = await read_all(client, cursor)
+        assert late_event.id not in while_open
+        await slow_writer.commit()
+    after_commit, _ = await read_all(client, cursor)
+    delivered = while_open + after_commit
+    assert sorted(delivered) == sorted([late_event.id, quick.json()["event"]["id"]])

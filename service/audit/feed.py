@@ -18,7 +18,7 @@ write transaction, so ids are already in commit order; txid is 0 there and the f
 needed.
 """
 
-from sqlalchemy import BigInteger, String, and_, cast, func, or_
+from sqlalchemy import BigInteger, ColumnElement, String, and_, cast, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
@@ -40,6 +40,16 @@ def encode_feed_cursor(position: tuple[int, int]) -> str:
     return encode_cursor(*position)
 
 
+def settled_filter(session: AsyncSession) -> ColumnElement[bool] | None:
+    """Only events whose writing transaction, and every older one, has finished."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    snapshot_xmin = cast(
+        cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), String), BigInteger
+    )
+    return Event.txid < snapshot_xmin
+
+
 async def read_feed(
     session: AsyncSession,
     *,
@@ -56,9 +66,9 @@ async def read_feed(
         Event.txid > after_txid, and_(Event.txid == after_txid, Event.id > after_id)
     )
     query = events_with_codes().where(position_after).order_by(Event.txid, Event.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        settled = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), String), BigInteger)
-        query = query.where(Event.txid < settled)
+    settled = settled_filter(session)
+    if settled is not None:
+        query = query.where(settled)
     if program is not None:
         query = query.where(Program.code == program)
     if kind is not None:

@@ -3,13 +3,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
-from service.audit.schemas import EventFeedPage
+from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
 from service.audit.service import event_read
+from service.audit.verify import digest_as_of, verify_chains
 from service.db import SessionDep
 from service.errors import problem_responses
 from service.pagination import DEFAULT_LIMIT, LimitQuery
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["history"])
 
 EVENT_KINDS = ("created", "status_changed", "updated")
 
@@ -32,3 +33,23 @@ async def list_events(
     return EventFeedPage(
         items=[event_read(e, c) for e, c in rows], next_cursor=encode_feed_cursor(position)
     )
+
+
+@router.get("/audit/verify", response_model=VerifyRead)
+async def verify_history(session: SessionDep) -> VerifyRead:
+    """Recompute every programme's hash chain and report the first bad event of each."""
+    report = await verify_chains(session)
+    return VerifyRead(
+        ok=report.ok,
+        programs_checked=report.programs_checked,
+        events_checked=report.events_checked,
+        mismatches=[MismatchRead(**vars(m)) for m in report.mismatches],
+    )
+
+
+@router.get("/audit/digest", response_model=DigestRead)
+async def history_digest(session: SessionDep) -> DigestRead:
+    """One digest over every chain's head as of the newest settled event. Keep it with its
+    last_event_id; `roadmap verify --digest D --at ID` later proves nothing before it changed."""
+    digest = await digest_as_of(session)
+    return DigestRead(digest=digest.digest, last_event_id=digest.last_event_id)

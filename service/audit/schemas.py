@@ -32,3 +32,21 @@ class EventPage(ReadModel):
 class EventFeedPage(ReadModel):
     items: list[EventRead]
     next_cursor: str
+
+
+class MismatchRead(ReadModel):
+    program: str
+    event_id: int | None
+    reason: str
+
+
+class VerifyRead(ReadModel):
+    ok: bool
+    programs_checked: int
+    events_checked: int
+    mismatches: list[MismatchRead]
+
+
+class DigestRead(ReadModel):
+    digest: str
+    last_event_id: int | None

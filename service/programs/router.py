@@ -1,11 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
+from service.conditions import etag_for_version
 from service.db import SessionDep
-from service.errors import problem_responses
+from service.errors import PreconditionRequired, problem_responses
+from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs import service
 from service.programs.schemas import (
@@ -23,14 +25,26 @@ from service.workflow import Status
 router = APIRouter(prefix="/programs", tags=["programs"])
 
 ProgramCode = Annotated[str, Path(max_length=64, description="The programme's code")]
-
-
-def etag_of(version: int) -> str:
-    return f'"{version}"'
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description="The programme's ETag as last read; a stale one is refused with 412.",
+    ),
+]
 
 
 def anonymous_actor(claimed: str | None) -> Actor:
     return Actor(name=claimed or "anonymous")
+
+
+def required_if_match(request: Request, if_match: str | None) -> str | None:
+    if if_match is None and request.app.state.settings.require_if_match:
+        raise PreconditionRequired(
+            "This server requires If-Match with the programme's ETag on every change."
+        )
+    return if_match
 
 
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
@@ -64,58 +78,87 @@ async def list_programs(
     responses=problem_responses(409, 422),
 )
 async def create_program(
-    data: ProgramCreate, session: SessionDep, response: Response
-) -> ProgramChange:
-    program, roadmap_code, event = await service.create_program(
-        session, data, anonymous_actor(data.actor)
-    )
-    await session.commit()
-    response.headers["Location"] = f"/api/v1/programs/{program.code}"
-    response.headers["ETag"] = etag_of(program.version)
-    return ProgramChange(
-        program=program_read(program, roadmap_code), event=event_read(event, program.code)
-    )
+    data: ProgramCreate,
+    request: Request,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def work() -> tuple[ProgramChange, dict[str, str]]:
+        program, roadmap_code, event = await service.create_program(
+            session, data, anonymous_actor(data.actor)
+        )
+        change = ProgramChange(
+            program=program_read(program, roadmap_code), event=event_read(event, program.code)
+        )
+        return change, {
+            "Location": f"/api/v1/programs/{program.code}",
+            "ETag": etag_for_version(program.version),
+        }
+
+    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
 
 
 @router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404))
 async def get_program(code: ProgramCode, session: SessionDep, response: Response) -> ProgramRead:
     program, roadmap_code = await service.get_program(session, code)
-    response.headers["ETag"] = etag_of(program.version)
+    response.headers["ETag"] = etag_for_version(program.version)
     return program_read(program, roadmap_code)
 
 
-@router.patch("/{code}", response_model=ProgramPatchResult, responses=problem_responses(404, 422))
+@router.patch(
+    "/{code}",
+    response_model=ProgramPatchResult,
+    responses=problem_responses(404, 409, 412, 422, 428),
+)
 async def update_program(
-    code: ProgramCode, data: ProgramUpdate, session: SessionDep, response: Response
-) -> ProgramPatchResult:
-    program, roadmap_code, event = await service.update_program(
-        session, code, data, anonymous_actor(data.actor)
-    )
-    await session.commit()
-    response.headers["ETag"] = etag_of(program.version)
-    return ProgramPatchResult(
-        program=program_read(program, roadmap_code),
-        event=event_read(event, program.code) if event else None,
-    )
+    code: ProgramCode,
+    data: ProgramUpdate,
+    request: Request,
+    session: SessionDep,
+    if_match: IfMatchHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    if_match = required_if_match(request, if_match)
+
+    async def work() -> tuple[ProgramPatchResult, dict[str, str]]:
+        program, roadmap_code, event = await service.update_program(
+            session, code, data, anonymous_actor(data.actor), if_match=if_match
+        )
+        result = ProgramPatchResult(
+            program=program_read(program, roadmap_code),
+            event=event_read(event, program.code) if event else None,
+        )
+        return result, {"ETag": etag_for_version(program.version)}
+
+    return await respond_to_write(request, session, idempotency_key, work, status_code=200)
 
 
 @router.post(
     "/{code}/transitions",
     response_model=ProgramChange,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 412, 422, 428),
 )
 async def transition_program(
-    code: ProgramCode, request: TransitionRequest, session: SessionDep, response: Response
-) -> ProgramChange:
-    program, roadmap_code, event = await service.transition_program(
-        session, code, request, anonymous_actor(request.actor)
-    )
-    await session.commit()
-    response.headers["ETag"] = etag_of(program.version)
-    return ProgramChange(
-        program=program_read(program, roadmap_code), event=event_read(event, program.code)
-    )
+    code: ProgramCode,
+    transition: TransitionRequest,
+    request: Request,
+    session: SessionDep,
+    if_match: IfMatchHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    if_match = required_if_match(request, if_match)
+
+    async def work() -> tuple[ProgramChange, dict[str, str]]:
+        program, roadmap_code, event = await service.transition_program(
+            session, code, transition, anonymous_actor(transition.actor), if_match=if_match
+        )
+        change = ProgramChange(
+            program=program_read(program, roadmap_code), event=event_read(event, program.code)
+        )
+        return change, {"ETag": etag_for_version(program.version)}
+
+    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
 
 
 @router.get("/{code}/history", response_model=EventPage, responses=problem_responses(404, 422))

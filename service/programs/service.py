@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
 from service.audit.service import append_event, utc_now
-from service.errors import Conflict, InvalidInput, NotFound, TransitionNotAllowed
+from service.conditions import etag_for_version, if_match_passes
+from service.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    TransitionNotAllowed,
+)
 from service.programs.models import Program
 from service.programs.schemas import (
     DESCRIPTIVE_FIELDS,
@@ -105,7 +112,9 @@ async def list_programs(
     return [(program, code) for program, code in await session.execute(query)]
 
 
-async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
+async def lock_program(
+    session: AsyncSession, code: str, *, if_match: str | None = None
+) -> LockedProgram:
     """Take the programme's row lock for the rest of the transaction, and read it.
 
     PostgreSQL: SELECT … FOR UPDATE OF programs, so concurrent writers to one programme queue
@@ -128,7 +137,15 @@ async def lock_program(session: AsyncSession, code: str) -> LockedProgram:
     ).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
-    return LockedProgram(program=row[0], roadmap_code=row[1], head_hash=row[2])
+    program = row[0]
+    # Checked under the lock, so no other change can slip in between the check and the write.
+    current_etag = etag_for_version(program.version)
+    if if_match is not None and not if_match_passes(if_match, current_etag):
+        raise PreconditionFailed(
+            f"The programme has changed: its ETag is now {current_etag}, not {if_match}.",
+            headers={"ETag": current_etag},
+        )
+    return LockedProgram(program=program, roadmap_code=row[1], head_hash=row[2])
 
 
 async def create_program(
@@ -173,10 +190,15 @@ async def create_program(
 
 
 async def update_program(
-    session: AsyncSession, code: str, data: ProgramUpdate, actor: Actor
+    session: AsyncSession,
+    code: str,
+    data: ProgramUpdate,
+    actor: Actor,
+    *,
+    if_match: str | None = None,
 ) -> tuple[Program, str, Event | None]:
     """Apply the descriptive fields that really change; no change writes no event."""
-    locked = await lock_program(session, code)
+    locked = await lock_program(session, code, if_match=if_match)
     program = locked.program
     requested = data.model_dump(include=set(DESCRIPTIVE_FIELDS), exclude_unset=True)
     if requested.get("title", "") is None:
@@ -233,9 +255,10 @@ async def transition_program(
     *,
     sources: list[str] | None = None,
     today: date | None = None,
+    if_match: str | None = None,
 ) -> tuple[Program, str, Event]:
     """Change the status and append its event, under the programme's row lock."""
-    locked = await lock_program(session, code)
+    locked = await lock_program(session, code, if_match=if_match)
     program = locked.program
     today = today or today_utc()
     effective_date = request.effective_date or today

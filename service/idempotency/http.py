@@ -1,0 +1,95 @@
+"""Answering a write: commit once, then respond; with an Idempotency-Key, exactly once."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Header, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import Problem, render_problem
+from service.idempotency import service
+from service.idempotency.service import StoredResponse
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe key: the same key with the same request replays the first answer.",
+    ),
+]
+
+# The work of a write: runs in the request's session without committing, and returns the body
+# and the headers of the answer.
+Work = Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]]
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _as_response(stored: StoredResponse, *, replayed: bool = False) -> Response:
+    headers = dict(stored.headers)
+    if replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return Response(
+        content=stored.body,
+        status_code=stored.status_code,
+        headers=headers,
+        media_type=headers.pop("content-type", "application/json"),
+    )
+
+
+def caller_scope(request: Request) -> str:
+    """Idempotency keys are scoped to the caller, so two clients' keys never collide."""
+    caller: str = getattr(request.state, "caller_name", None) or "anonymous"
+    return caller
+
+
+async def respond_to_write(
+    request: Request,
+    session: AsyncSession,
+    idempotency_key: str | None,
+    work: Work,
+    *,
+    status_code: int,
+) -> Response:
+    """Run `work`, commit, and answer — only after the commit, so no 2xx without a record."""
+    if idempotency_key is None:
+        body, headers = await work()
+        await session.commit()
+        return _as_response(StoredResponse(status_code, body.model_dump_json().encode(), headers))
+
+    sessionmaker = request.app.state.sessionmaker
+    claimed = await service.claim(
+        sessionmaker,
+        scope=caller_scope(request),
+        key=idempotency_key,
+        fingerprint=service.request_fingerprint(
+            request.method, request.url.path, await request.body()
+        ),
+    )
+    if isinstance(claimed, StoredResponse):
+        return _as_response(claimed, replayed=True)
+    try:
+        body, headers = await work()
+        stored = StoredResponse(status_code, body.model_dump_json().encode(), headers)
+        await service.complete(session, claimed, stored)
+        await session.commit()
+        return _as_response(stored)
+    except Problem as problem:
+        # A refused request is an answer too: a retry gets the same refusal.
+        await session.rollback()
+        refusal = render_problem(problem)
+        stored = StoredResponse(
+            refusal.status_code,
+            bytes(refusal.body),
+            {k: v for k, v in refusal.headers.items() if k.lower() != "content-length"},
+        )
+        await service.complete(session, claimed, stored)
+        await session.commit()
+        return _as_response(stored)
+    except BaseException:
+        await session.rollback()
+        await service.release(sessionmaker, claimed)
+        raise
