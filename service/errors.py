@@ -148,15 +148,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for the problems a route can return."""
-    return {
-        status: {
-            "model": ProblemDocument,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status in statuses
-    }
+    """OpenAPI `responses=` for the problems a route can return (the document renders every
+    4xx and 5xx as application/problem+json, see service.openapi)."""
+    return {status: {"description": HTTPStatus(status).phrase} for status in statuses}
 
 
 class PreconditionFailed(Problem):

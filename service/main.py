@@ -12,6 +12,7 @@ from service.config import Settings, get_settings
 from service.db import create_engine, create_sessionmaker
 from service.errors import install_problem_handlers
 from service.idempotency.service import purge_idempotency_keys_periodically
+from service.openapi import install_openapi
 from service.programs.router import router as programs_router
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.head_revision = head_revision()
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     for router in (programs_router, events_router, roadmaps_router, meta_router.router):
         app.include_router(router, prefix=API_PREFIX)

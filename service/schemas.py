@@ -3,16 +3,25 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, StringConstraints
 
 from service.audit.chain import format_timestamp
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
 
+
+def _without_nul(value: str) -> str:
+    # PostgreSQL cannot store U+0000 in text: refuse it as bad input rather than fail on write.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_without_nul)]
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ShortText = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+LongText = Annotated[Text, StringConstraints(max_length=10_000)]
+Name = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 SourceUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
 # Always "YYYY-MM-DDTHH:MM:SS.ffffffZ", the form the hash chain uses, so a client can check a

@@ -9,7 +9,7 @@ to a PostgreSQL database to run the suite there; it becomes the template.
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from service.config import Settings
 from service.db import create_engine
 from service.main import create_app
 from service.schema_setup import prepare_database
+from tests.live import LiveServer, start_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -102,3 +103,20 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+async def live_database(
+    seeded_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    url = await clone_database(seeded_template, tmp_path_factory.mktemp("live"))
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def live(live_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real `serve --workers 4` on its own copy of the seeded database, one per test module."""
+    server = start_server(live_database, tmp_path_factory.mktemp("logs") / "server.log")
+    yield server
+    assert server.stop() == 0, "the server did not stop cleanly on SIGTERM"

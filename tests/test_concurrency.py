@@ -6,7 +6,7 @@ Runs on whichever database the suite runs on: SQLite by default, PostgreSQL in C
 import asyncio
 import itertools
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +17,6 @@ from tests.conftest import clone_database, drop_database
 from tests.live import LiveServer, start_server
 
 API = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-async def live_database(
-    seeded_template: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    url = await clone_database(seeded_template, tmp_path_factory.mktemp("live"))
-    yield url
-    await drop_database(url)
-
-
-@pytest.fixture(scope="module")
-def live(live_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(live_database, tmp_path_factory.mktemp("logs") / "server.log")
-    yield server
-    assert server.stop() == 0
 
 
 @pytest.fixture

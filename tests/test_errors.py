@@ -59,3 +59,21 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert "/api/v1/programs/{code}/transitions" in spec["paths"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_nul_characters_are_refused_everywhere(client: httpx.AsyncClient) -> None:
+    """PostgreSQL cannot store U+0000: it must be a 422, never a 500."""
+    attempts = [
+        client.patch(f"{API}/programs/transport", json={"summary": "a\x00b"}),
+        client.post(f"{API}/programs", json={"code": "nul_code", "title": "a\x00b"}),
+        client.post(
+            f"{API}/programs/transport/transitions",
+            json={"to_status": "draft", "note": "\x00"},
+        ),
+        client.get(f"{API}/programs", params={"q": "a\x00"}),
+        client.get(f"{API}/programs/a%00b"),
+        client.get(f"{API}/events", params={"program": "\x00"}),
+    ]
+    for attempt in attempts:
+        response = await attempt
+        assert response.status_code == 422, response.text

@@ -9,6 +9,7 @@ from service.audit.verify import digest_as_of, verify_chains
 from service.db import SessionDep
 from service.errors import problem_responses
 from service.pagination import DEFAULT_LIMIT, LimitQuery
+from service.schemas import Text
 
 router = APIRouter(tags=["history"])
 
@@ -22,8 +23,8 @@ async def list_events(
         str | None, Query(max_length=200, description="The next_cursor of the previous page")
     ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
-    program: Annotated[str | None, Query(max_length=64)] = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
+    program: Annotated[Text | None, Query(max_length=64)] = None,
+    kind: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> EventFeedPage:
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""

@@ -20,11 +20,12 @@ from service.programs.schemas import (
     TransitionRequest,
 )
 from service.programs.service import Actor, program_read
+from service.schemas import Text
 from service.workflow import Status
 
 router = APIRouter(prefix="/programs", tags=["programs"])
 
-ProgramCode = Annotated[str, Path(max_length=64, description="The programme's code")]
+ProgramCode = Annotated[Text, Path(max_length=64, description="The programme's code")]
 IfMatchHeader = Annotated[
     str | None,
     Header(
@@ -51,11 +52,11 @@ def required_if_match(request: Request, if_match: str | None) -> str | None:
 async def list_programs(
     session: SessionDep,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    sector: Annotated[str | None, Query(max_length=100)] = None,
-    roadmap: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Substring of the title")] = None,
+    sector: Annotated[Text | None, Query(max_length=100)] = None,
+    roadmap: Annotated[Text | None, Query(max_length=64)] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Substring of the title")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> ProgramPage:
     after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await service.list_programs(
@@ -166,7 +167,7 @@ async def program_history_page(
     code: ProgramCode,
     session: SessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> EventPage:
     program, _ = await service.get_program(session, code)
     after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0

@@ -12,12 +12,13 @@ from service.schemas import (
     RequestModel,
     ShortText,
     SourceUrl,
+    Text,
     Timestamp,
 )
 from service.workflow import Status
 
-Sector = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-LeadBodies = Annotated[str, StringConstraints(max_length=1000)]
+Sector = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+LeadBodies = Annotated[Text, StringConstraints(max_length=1000)]
 
 
 class ChangeContext(RequestModel):

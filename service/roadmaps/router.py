@@ -6,6 +6,7 @@ from service.db import SessionDep
 from service.errors import problem_responses
 from service.roadmaps import service
 from service.roadmaps.schemas import RoadmapList, RoadmapRead
+from service.schemas import Text
 
 router = APIRouter(prefix="/roadmaps", tags=["roadmaps"])
 
@@ -17,6 +18,6 @@ async def list_roadmaps(session: SessionDep) -> RoadmapList:
 
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
 async def get_roadmap(
-    code: Annotated[str, Path(max_length=64)], session: SessionDep
+    code: Annotated[Text, Path(max_length=64)], session: SessionDep
 ) -> RoadmapRead:
     return await service.get_roadmap(session, code)
