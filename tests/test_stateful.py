@@ -85,7 +85,10 @@ class WorkflowMachine(RuleBasedStateMachine):
             assert again.status_code == first.status_code
             assert again.content == first.content
 
-    @rule(code=programs, summary=st.text(min_size=1, max_size=40))
+    @rule(
+        code=programs,
+        summary=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40),
+    )
     def patch(self, code: str, summary: str) -> None:
         response = self.http.patch(f"{API}/programs/{code}", json={"summary": summary})
         assert response.status_code == 200, response.text
