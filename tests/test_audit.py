@@ -1,5 +1,8 @@
 """Verification finds an event changed behind the service's back; digests prove the past."""
 
+import hashlib
+import json
+
 import httpx
 from sqlalchemy import text
 
@@ -87,3 +90,26 @@ async def test_a_kept_digest_proves_the_past(client: httpx.AsyncClient, database
     assert run_cli("verify", *at, env=env).returncode == 1
     wrong = run_cli("verify", "--digest", "0" * 64, env=env)
     assert wrong.returncode == 1
+
+
+async def test_an_outside_program_can_check_chains_from_the_json(
+    client: httpx.AsyncClient,
+) -> None:
+    """The README's recipe, written here without the service's code, on the API's own JSON."""
+    await create_program(client, "outside_check", title="Проверка")
+    await client.patch(f"{API}/programs/outside_check", json={"summary": "ü"})
+    fields = [
+        "program", "seq", "kind", "from_status", "to_status", "effective_date",
+        "recorded_at", "actor", "on_behalf_of", "note", "source_url", "sources", "changes",
+        "prev_hash",
+    ]  # fmt: skip
+    events = (await client.get(f"{API}/events", params={"limit": 500})).json()["items"]
+    previous: dict[str, str] = {}
+    for event in events:
+        body = json.dumps(
+            {k: event[k] for k in fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        assert hashlib.sha256(body.encode()).hexdigest() == event["hash"]
+        assert event["prev_hash"] == previous.get(event["program"], "0" * 64)
+        previous[event["program"]] = event["hash"]
+    assert len(previous) == 29
