@@ -5,6 +5,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -13,9 +14,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.audit.verify import digest_as_of, find_digest, verify_chains
+from service.auth import service as auth_service
+from service.auth.roles import Role
+from service.auth.schemas import ApiKeyCreate
 from service.config import Settings
 from service.db import create_engine
 from service.db_url import redacted
+from service.errors import Problem
 from service.schema_setup import prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
 
@@ -32,10 +37,13 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across settings; its message names the variables
+            fail(f"unsafe or inconsistent settings: {message}")
+        field = str(first["loc"][0])
         # Aliased fields (DATABASE_URL, PORT, WEB_CONCURRENCY) report their variable's name.
         variable = field if field.isupper() else f"ROADMAP_{field.upper()}"
-        fail(f"{variable} is not valid: {first['msg'].removeprefix('Value error, ')}")
+        fail(f"{variable} is not valid: {message}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -157,6 +165,40 @@ async def _check_digest(session: AsyncSession, digest: str, at: int | None) -> b
     return found
 
 
+def cmd_keys(args: argparse.Namespace) -> None:
+    settings = load_settings()
+
+    async def keys(engine: AsyncEngine) -> None:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            if args.keys_command == "create":
+                key, token = await auth_service.create_key(
+                    session, name=args.name, role=Role(args.role)
+                )
+                await session.commit()
+                print(f"created key {key.name!r} with role {key.role}; its secret, shown once:")
+                print(token)
+            elif args.keys_command == "revoke":
+                key = await auth_service.revoke_key(session, args.name)
+                await session.commit()
+                print(f"revoked key {key.name!r}")
+            else:
+                print(f"{'name':<24} {'role':<8} {'created':<20} {'last used':<20} revoked")
+                for key in await auth_service.list_keys(session):
+                    print(
+                        f"{key.name:<24} {key.role:<8} {_when(key.created_at):<20} "
+                        f"{_when(key.last_used_at):<20} {_when(key.revoked_at)}"
+                    )
+
+    try:
+        run_against_database(settings, keys)
+    except Problem as problem:
+        fail(problem.detail)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roadmap", description="The Union State roadmap tracker.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,7 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--digest", help="also prove the history had this digest (audit/digest)")
     verify.add_argument("--at", type=int, help="the digest's last_event_id (faster)")
     verify.set_defaults(handler=cmd_verify)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; its secret is printed once")
+    create.add_argument("--name", required=True, type=_key_name)
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    key_commands.add_parser("list", help="names, roles, creation and last use (no secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once, on every worker")
+    revoke.add_argument("name")
+    keys.set_defaults(handler=cmd_keys)
     return parser
+
+
+def _key_name(value: str) -> str:
+    try:
+        return ApiKeyCreate(name=value, role=Role.VIEWER).name
+    except ValidationError:
+        raise argparse.ArgumentTypeError(
+            "use letters, digits and . _ @ - (at most 100 characters)"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:

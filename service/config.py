@@ -3,10 +3,15 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.db_url import normalise_database_url
+from service.db_url import normalise_database_url, parse_database_url
+
+# Passwords from examples and defaults, refused when ROADMAP_ENV=production.
+PLACEHOLDER_PASSWORDS = frozenset(
+    {"", "changeme", "change-me", "password", "postgres", "secret", "example", "roadmap"}
+)
 
 
 class Settings(BaseSettings):
@@ -22,6 +27,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     migrate_on_start: bool = True
     require_if_match: bool = False
+    require_auth_for_reads: bool = False
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     # The names container platforms set; no ROADMAP_ prefix.
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
@@ -32,6 +38,17 @@ class Settings(BaseSettings):
     def _database_url_is_supported(cls, value: str) -> str:
         normalise_database_url(value)  # raises ValueError with a readable message
         return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_settings(self) -> "Settings":
+        if self.env != "production":
+            return self
+        password = parse_database_url(self.database_url).password
+        if password is not None and password.lower() in PLACEHOLDER_PASSWORDS:
+            raise ValueError(
+                "DATABASE_URL uses a placeholder password; set a real one in production"
+            )
+        return self
 
     @property
     def async_database_url(self) -> str:

@@ -173,3 +173,15 @@ class IdempotencyKeyInUse(Conflict):
 class IdempotencyKeyReused(InvalidInput):
     slug = "idempotency-key-reused"
     title = "Idempotency key reused"
+
+
+class Unauthorized(Problem):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(Problem):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"

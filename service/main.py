@@ -4,14 +4,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service import health, meta_router
 from service.audit.router import router as events_router
+from service.auth.dependencies import require_reader
+from service.auth.router import router as keys_router
 from service.config import Settings, get_settings
 from service.db import create_engine, create_sessionmaker
-from service.errors import install_problem_handlers
+from service.errors import install_problem_handlers, problem_responses
 from service.idempotency.service import purge_idempotency_keys_periodically
+from service.limits import BodySizeLimit
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
 from service.roadmaps.router import router as roadmaps_router
@@ -46,7 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.head_revision = head_revision()
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
+    # Every API route reads at least as a reader; writes add their own role on top.
+    readers = [Depends(require_reader)]
     for router in (programs_router, events_router, roadmaps_router, meta_router.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=readers, responses=problem_responses(401, 403)
+        )
+    app.include_router(keys_router, prefix=API_PREFIX)
     return app

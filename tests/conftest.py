@@ -17,7 +17,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.auth.roles import Role
+from service.auth.service import create_key, revoke_key
 from service.config import Settings
 from service.db import create_engine
 from service.main import create_app
@@ -41,12 +44,35 @@ def template_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
 
 
+# Tokens of the keys every test database has: one per role, plus one revoked key.
+API_TOKENS: dict[str, str] = {}
+
+
+async def _create_test_keys(engine: AsyncEngine) -> None:
+    async with AsyncSession(engine) as session:
+        for role in Role:
+            _, API_TOKENS[role.value] = await create_key(session, name=f"test-{role}", role=role)
+        _, API_TOKENS["revoked"] = await create_key(session, name="test-revoked", role=Role.ADMIN)
+        await revoke_key(session, "test-revoked")
+        await session.commit()
+
+
 @pytest.fixture(scope="session")
 async def seeded_template(template_url: str) -> str:
     engine = create_engine(template_url)
     await prepare_database(engine, template_url)
+    await _create_test_keys(engine)
     await engine.dispose()  # SQLite folds its WAL back into the file; PG frees the template
     return template_url
+
+
+@pytest.fixture(scope="session")
+def api_tokens(seeded_template: str) -> dict[str, str]:
+    return API_TOKENS
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _server_url(url: str) -> str:
@@ -99,7 +125,17 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, api_tokens: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that holds an editor key, as most tests act as an editor."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=bearer(api_tokens["editor"])
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

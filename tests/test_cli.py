@@ -51,3 +51,17 @@ def test_seed_refuses_a_missing_file(tmp_path: Path) -> None:
     result = run_cli("seed", "--file", str(tmp_path / "nope.json"), env=env)
     assert result.returncode != 0
     assert "no such seed file" in result.stderr
+
+
+def test_production_refuses_a_placeholder_database_password() -> None:
+    result = run_cli(
+        "migrate",
+        env={
+            "ROADMAP_ENV": "production",
+            "DATABASE_URL": "postgresql://roadmap:changeme@127.0.0.1:1/roadmap",
+        },
+    )
+    assert result.returncode != 0
+    assert "placeholder password" in result.stderr
+    assert "changeme" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

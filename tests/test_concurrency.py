@@ -13,15 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import clone_database, drop_database
+from tests.conftest import bearer, clone_database, drop_database
 from tests.live import LiveServer, start_server
 
 API = "/api/v1"
 
 
 @pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.base_url, timeout=30) as client:
+async def http(live: LiveServer, api_tokens: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=live.base_url, timeout=30, headers=bearer(api_tokens["editor"])
+    ) as client:
         yield client
 
 
@@ -149,7 +151,7 @@ async def crash_database(
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_event(
-    crash_database: str, tmp_path: Path
+    crash_database: str, tmp_path: Path, api_tokens: dict[str, str]
 ) -> None:
     server = start_server(crash_database, tmp_path / "before.log")
     acknowledged: dict[int, str] = {}
@@ -178,7 +180,8 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
         except httpx.TransportError:
             return  # the server is gone: what was acknowledged so far is what counts
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+    as_editor = bearer(api_tokens["editor"])
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10, headers=as_editor) as client:
         load = asyncio.gather(*(editor(client, n) for n in range(16)))
         await asyncio.sleep(1.5)
         server.stop(signal.SIGKILL)

@@ -5,7 +5,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -17,6 +16,7 @@ from hypothesis.stateful import (
 )
 
 from service.workflow import Status, is_allowed
+from tests.conftest import bearer
 from tests.live import LiveServer
 
 API = "/api/v1"
@@ -31,11 +31,12 @@ class ModelProgram:
 
 class WorkflowMachine(RuleBasedStateMachine):
     base_url = ""
+    token = ""
     programs = Bundle("programs")
 
     def __init__(self) -> None:
         super().__init__()
-        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+        self.http = httpx.Client(base_url=self.base_url, timeout=30, headers=bearer(self.token))
         self.model: dict[str, ModelProgram] = {}
 
     def teardown(self) -> None:
@@ -114,9 +115,11 @@ class WorkflowMachine(RuleBasedStateMachine):
             assert program["summary"] == expected.summary
 
 
-@pytest.mark.usefixtures("live")
-def test_random_walks_agree_with_the_workflow_model(live: LiveServer) -> None:
+def test_random_walks_agree_with_the_workflow_model(
+    live: LiveServer, api_tokens: dict[str, str]
+) -> None:
     WorkflowMachine.base_url = live.base_url
+    WorkflowMachine.token = api_tokens["editor"]
     run = WorkflowMachine.TestCase
     run.settings = settings(
         max_examples=12,

@@ -115,7 +115,7 @@ async def test_a_retry_while_the_first_runs_is_409(app: FastAPI, client: httpx.A
     body = b'{"to_status":"coordinated"}'
     claimed = await claim(
         app.state.sessionmaker,
-        scope="anonymous",
+        scope="test-editor",  # the key the client fixture holds
         key="running-1",
         fingerprint=request_fingerprint("POST", path, body),
     )

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
+from service.auth.dependencies import Caller, EditorDep
 from service.conditions import etag_for_version
 from service.db import SessionDep
 from service.errors import PreconditionRequired, problem_responses
@@ -36,8 +37,10 @@ IfMatchHeader = Annotated[
 ]
 
 
-def anonymous_actor(claimed: str | None) -> Actor:
-    return Actor(name=claimed or "anonymous")
+def actor_of(editor: Caller, claimed: str | None) -> Actor:
+    """The key's name is the actor; what the client says goes only into `on_behalf_of`."""
+    assert editor.name is not None  # EditorDep admits named keys only
+    return Actor(name=editor.name, on_behalf_of=claimed)
 
 
 def required_if_match(request: Request, if_match: str | None) -> str | None:
@@ -80,13 +83,14 @@ async def list_programs(
 )
 async def create_program(
     data: ProgramCreate,
+    editor: EditorDep,
     request: Request,
     session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     async def work() -> tuple[ProgramChange, dict[str, str]]:
         program, roadmap_code, event = await service.create_program(
-            session, data, anonymous_actor(data.actor)
+            session, data, actor_of(editor, data.actor)
         )
         change = ProgramChange(
             program=program_read(program, roadmap_code), event=event_read(event, program.code)
@@ -114,6 +118,7 @@ async def get_program(code: ProgramCode, session: SessionDep, response: Response
 async def update_program(
     code: ProgramCode,
     data: ProgramUpdate,
+    editor: EditorDep,
     request: Request,
     session: SessionDep,
     if_match: IfMatchHeader = None,
@@ -123,7 +128,7 @@ async def update_program(
 
     async def work() -> tuple[ProgramPatchResult, dict[str, str]]:
         program, roadmap_code, event = await service.update_program(
-            session, code, data, anonymous_actor(data.actor), if_match=if_match
+            session, code, data, actor_of(editor, data.actor), if_match=if_match
         )
         result = ProgramPatchResult(
             program=program_read(program, roadmap_code),
@@ -143,6 +148,7 @@ async def update_program(
 async def transition_program(
     code: ProgramCode,
     transition: TransitionRequest,
+    editor: EditorDep,
     request: Request,
     session: SessionDep,
     if_match: IfMatchHeader = None,
@@ -152,7 +158,11 @@ async def transition_program(
 
     async def work() -> tuple[ProgramChange, dict[str, str]]:
         program, roadmap_code, event = await service.transition_program(
-            session, code, transition, anonymous_actor(transition.actor), if_match=if_match
+            session,
+            code,
+            transition,
+            actor_of(editor, transition.actor),
+            if_match=if_match,
         )
         change = ProgramChange(
             program=program_read(program, roadmap_code), event=event_read(event, program.code)
