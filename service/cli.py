@@ -73,10 +73,11 @@ def _prepare(settings: Settings, *, migrate: bool, seed: bool) -> None:
         settings,
         lambda engine: prepare_database(engine, settings.database_url, migrate=migrate, seed=seed),
     )
-    if report is not None:
+    if report is not None and (report.programs_created or report.milestones_added):
         print(
             f"roadmap: seeded {len(report.programs_created)} programmes "
-            f"in {len(report.roadmaps_created)} roadmaps",
+            f"in {len(report.roadmaps_created)} roadmaps, {report.milestones_added} milestones, "
+            f"{report.progress_reports_added} progress reports",
             file=sys.stderr,
         )
 
@@ -119,7 +120,8 @@ def cmd_seed(args: argparse.Namespace) -> None:
             await session.commit()
         print(
             f"roadmap: created roadmaps {report.roadmaps_created or 'none'}, "
-            f"{len(report.programs_created)} programmes"
+            f"{len(report.programs_created)} programmes, {report.milestones_added} milestones, "
+            f"{report.progress_reports_added} progress reports"
         )
 
     try:

@@ -15,6 +15,7 @@ from service.db import create_engine, create_sessionmaker
 from service.errors import install_problem_handlers, problem_responses
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
+from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
 from service.roadmaps.router import router as roadmaps_router
@@ -53,7 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # Every API route reads at least as a reader; writes add their own role on top.
     readers = [Depends(require_reader)]
-    for router in (programs_router, events_router, roadmaps_router, meta_router.router):
+    for router in (
+        programs_router,
+        milestones_router,
+        events_router,
+        roadmaps_router,
+        meta_router.router,
+    ):
         app.include_router(
             router, prefix=API_PREFIX, dependencies=readers, responses=problem_responses(401, 403)
         )

@@ -4,7 +4,18 @@ from service.audit.models import Event
 from service.auth.models import ApiKey
 from service.db import Base
 from service.idempotency.models import IdempotencyKey
+from service.milestones.models import Milestone
 from service.programs.models import Program
-from service.roadmaps.models import Roadmap
+from service.roadmaps.models import ProgressReport, Roadmap, SeedLoad
 
-__all__ = ["ApiKey", "Base", "Event", "IdempotencyKey", "Program", "Roadmap"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Event",
+    "IdempotencyKey",
+    "Milestone",
+    "Program",
+    "ProgressReport",
+    "Roadmap",
+    "SeedLoad",
+]

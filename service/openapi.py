@@ -14,8 +14,10 @@ _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 def _describe_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     if "requestBody" in operation:
-        # A body that is not JSON at all is refused before validation.
+        # A body that is not JSON at all is refused before validation; one over the size limit
+        # before it is even read (service.limits).
         responses.setdefault("400", {"description": "Bad Request"})
+        responses.setdefault("413", {"description": "Content Too Large"})
     if operation.get("parameters") or "requestBody" in operation:
         responses.setdefault("422", {"description": "Unprocessable Content"})
     for status, response in responses.items():

@@ -19,7 +19,13 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from service.db_url import parse_database_url
-from service.seed.loader import SeedReport, bundled_seed_files, database_is_empty, load_seed_files
+from service.seed.loader import (
+    SeedReport,
+    bundled_seed_files,
+    database_is_empty,
+    load_missing_parts_of_bundled_roadmaps,
+    load_seed_files,
+)
 
 # Any constant works; this one spells "roadmap" in ASCII, so it is recognisable in pg_locks.
 ADVISORY_LOCK_KEY = 0x726F61646D6170
@@ -97,8 +103,9 @@ async def prepare_database(
         if not seed:
             return None
         async with AsyncSession(engine, expire_on_commit=False) as session:
-            if not await database_is_empty(session):
-                return None
-            report = await load_seed_files(session, bundled_seed_files())
+            if await database_is_empty(session):
+                report = await load_seed_files(session, bundled_seed_files())
+            else:
+                report = await load_missing_parts_of_bundled_roadmaps(session)
             await session.commit()
             return report

@@ -9,6 +9,9 @@ from service.workflow import INITIAL_STATUS, TRANSITIONS, Status
 
 API = "/api/v1"
 
+# The seeded history: 27 programmes of 6 steps, gas_market of 7, and the 9 seeded milestones.
+SEEDED_EVENTS = 27 * 6 + 7 + 9
+
 
 def path_to(target: Status) -> list[Status]:
     """The shortest sequence of statuses leading from draft to `target` (excluding draft)."""

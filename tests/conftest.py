@@ -3,7 +3,8 @@
 The service commits for real (that is what is under test), so tests cannot share a database and
 roll back. Instead a template database is migrated and seeded once per run, and each test gets
 a copy: a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL. Set TEST_DATABASE_URL
-to a PostgreSQL database to run the suite there; it becomes the template.
+to a PostgreSQL database to run the suite there: the template and the copies are created beside
+it (named after it) and dropped at the end.
 """
 
 import os
@@ -38,10 +39,15 @@ def is_postgresql() -> bool:
 
 
 @pytest.fixture(scope="session")
-def template_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if TEST_DATABASE_URL:
-        return TEST_DATABASE_URL
-    return f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+async def template_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A fresh database to migrate and seed once: a file on SQLite; on PostgreSQL a new database
+    beside the one TEST_DATABASE_URL names, so reruns never see an earlier run's data."""
+    if not is_postgresql():
+        yield f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+        return
+    url = await create_database_beside(TEST_DATABASE_URL or "")
+    yield url
+    await drop_database(url)
 
 
 # Tokens of the keys every test database has: one per role, plus one revoked key.
@@ -79,19 +85,25 @@ def _server_url(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
+async def create_database_beside(url: str, *, template: str | None = None) -> str:
+    """A new PostgreSQL database named after the one in `url` (optionally copied from
+    `template`); returns its URL."""
+    name = f"{make_url(url).database}_{uuid.uuid4().hex[:10]}"
+    copy_from = f' TEMPLATE "{template}"' if template else ""
+    engine = create_engine(_server_url(url))
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(f'CREATE DATABASE "{name}"{copy_from}'))
+    await engine.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 async def clone_database(template: str, tmp_path: Path) -> str:
     if not is_postgresql():
         copy = tmp_path / "test.db"
         shutil.copyfile(make_url(template).database or "", copy)
         return f"sqlite:///{copy}"
-    template_name = make_url(template).database
-    name = f"{template_name}_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(_server_url(template))
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
-    await engine.dispose()
-    return make_url(template).set(database=name).render_as_string(hide_password=False)
+    return await create_database_beside(template, template=make_url(template).database)
 
 
 async def drop_database(url: str) -> None:

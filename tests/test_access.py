@@ -30,8 +30,14 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/events"): READER,
     ("GET", f"{API}/audit/verify"): READER,
     ("GET", f"{API}/audit/digest"): READER,
+    ("GET", f"{API}/programs/{{code}}/milestones"): READER,
+    ("POST", f"{API}/programs/{{code}}/milestones"): EDITOR,
+    ("PATCH", f"{API}/programs/{{code}}/milestones/{{milestone_id}}"): EDITOR,
     ("GET", f"{API}/roadmaps"): READER,
+    ("POST", f"{API}/roadmaps"): ADMIN,
     ("GET", f"{API}/roadmaps/{{code}}"): READER,
+    ("GET", f"{API}/roadmaps/{{code}}/progress"): READER,
+    ("POST", f"{API}/roadmaps/{{code}}/progress"): EDITOR,
     ("GET", f"{API}/workflow"): READER,
     ("GET", f"{API}/keys"): ADMIN,
     ("POST", f"{API}/keys"): ADMIN,
@@ -43,6 +49,14 @@ BODIES = {
     ("PATCH", f"{API}/programs/{{code}}"): {"summary": "access check"},
     ("POST", f"{API}/programs/{{code}}/transitions"): {"to_status": "draft"},
     ("POST", f"{API}/keys"): {"name": "access-check", "role": "viewer"},
+    ("POST", f"{API}/programs/{{code}}/milestones"): {"title": "Access check"},
+    ("PATCH", f"{API}/programs/{{code}}/milestones/{{milestone_id}}"): {"note": "checked"},
+    ("POST", f"{API}/roadmaps"): {"code": "access-check", "title": "Access"},
+    ("POST", f"{API}/roadmaps/{{code}}/progress"): {
+        "date": "2024-01-01",
+        "measures_done_pct": 1,
+        "statement": "access check",
+    },
 }
 
 RANK = {None: 0, "viewer": 1, "editor": 2, "admin": 3}
@@ -64,6 +78,9 @@ async def call(
     client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> httpx.Response:
     url = path.replace("{code}", "transport").replace("{name}", "nobody")
+    url = url.replace("{milestone_id}", "1")
+    if "/roadmaps/" in path:
+        url = path.replace("{code}", "union-state-2021-2023")
     body = BODIES.get((method, path))
     return await client.request(method, url, json=body, headers=headers)
 

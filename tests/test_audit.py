@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import text
 
 from service.db import create_engine
-from tests.builders import API, create_program, transition
+from tests.builders import API, SEEDED_EVENTS, create_program, transition
 from tests.test_cli import run_cli
 
 
@@ -39,7 +39,7 @@ async def test_an_untouched_history_verifies(client: httpx.AsyncClient) -> None:
     assert report == {
         "ok": True,
         "programs_checked": 28,
-        "events_checked": 28 * 6 + 1,
+        "events_checked": SEEDED_EVENTS,
         "mismatches": [],
     }
 

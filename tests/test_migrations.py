@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service.db import create_engine
 from service.schema_setup import alembic_config, current_revision, head_revision
+from tests.builders import SEEDED_EVENTS
 
 
 def _check(connection: Connection) -> None:
@@ -58,7 +59,7 @@ async def test_database_refuses_to_change_events(database_url: str, statement: s
         await connection.rollback()
         count = (await connection.execute(text("SELECT count(*) FROM events"))).scalar()
     await engine.dispose()
-    assert count == 28 * 6 + 1
+    assert count == SEEDED_EVENTS
 
 
 async def test_database_refuses_truncate(database_url: str) -> None:

@@ -63,8 +63,8 @@ async def test_one_programme_carries_an_etag(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["status"] == "carried_over"
     assert body["status_label"] == "Carried over"
-    assert body["version"] == 7
-    assert response.headers["etag"] == '"7"'
+    assert body["version"] == 8  # seven status steps and one milestone
+    assert response.headers["etag"] == '"8"'
 
 
 async def test_unknown_programme_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -198,15 +198,15 @@ async def test_malformed_json_is_a_problem_and_writes_nothing(client: httpx.Asyn
 
 
 async def test_history_pages_oldest_first(client: httpx.AsyncClient) -> None:
-    first = (await client.get(f"{API}/programs/gas_market/history", params={"limit": 4})).json()
-    assert [e["seq"] for e in first["items"]] == [1, 2, 3, 4]
+    first = (await client.get(f"{API}/programs/gas_market/history", params={"limit": 5})).json()
+    assert [e["seq"] for e in first["items"]] == [1, 2, 3, 4, 5]
     second = (
         await client.get(
             f"{API}/programs/gas_market/history",
-            params={"limit": 4, "cursor": first["next_cursor"]},
+            params={"limit": 5, "cursor": first["next_cursor"]},
         )
     ).json()
-    assert [e["seq"] for e in second["items"]] == [5, 6, 7]
+    assert [e["seq"] for e in second["items"]] == [6, 7, 8]
     assert second["next_cursor"] is None
     missing = await client.get(f"{API}/programs/nothing/history")
     assert missing.status_code == 404

@@ -36,7 +36,9 @@ async def test_28_programmes_stand_where_the_history_leaves_them(
 
 
 async def test_gas_market_history_has_seven_sourced_steps(client: httpx.AsyncClient) -> None:
-    events = await history(client, "gas_market")
+    events = [
+        e for e in await history(client, "gas_market") if e["kind"] in ("created", "status_changed")
+    ]
     steps = [(e["to_status"], e["effective_date"]) for e in events]
     assert steps == [
         ("draft", "2019-09-06"),

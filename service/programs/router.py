@@ -58,6 +58,10 @@ async def list_programs(
     sector: Annotated[Text | None, Query(max_length=100)] = None,
     roadmap: Annotated[Text | None, Query(max_length=64)] = None,
     q: Annotated[Text | None, Query(max_length=200, description="Substring of the title")] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="Only programmes with (true) or without (false) overdue milestones"),
+    ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> ProgramPage:
@@ -70,9 +74,10 @@ async def list_programs(
         sector=sector,
         roadmap=roadmap,
         q=q,
+        overdue=overdue,
     )
-    next_cursor = encode_cursor(rows[-1][0].id) if len(rows) == limit else None
-    return ProgramPage(items=[program_read(p, r) for p, r in rows], next_cursor=next_cursor)
+    next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
+    return ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.post(
@@ -89,15 +94,11 @@ async def create_program(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     async def work() -> tuple[ProgramChange, dict[str, str]]:
-        program, roadmap_code, event = await service.create_program(
-            session, data, actor_of(editor, data.actor)
-        )
-        change = ProgramChange(
-            program=program_read(program, roadmap_code), event=event_read(event, program.code)
-        )
+        row, event = await service.create_program(session, data, actor_of(editor, data.actor))
+        change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
         return change, {
-            "Location": f"/api/v1/programs/{program.code}",
-            "ETag": etag_for_version(program.version),
+            "Location": f"/api/v1/programs/{row.program.code}",
+            "ETag": etag_for_version(row.program.version),
         }
 
     return await respond_to_write(request, session, idempotency_key, work, status_code=201)
@@ -105,9 +106,9 @@ async def create_program(
 
 @router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404))
 async def get_program(code: ProgramCode, session: SessionDep, response: Response) -> ProgramRead:
-    program, roadmap_code = await service.get_program(session, code)
-    response.headers["ETag"] = etag_for_version(program.version)
-    return program_read(program, roadmap_code)
+    row = await service.get_program(session, code)
+    response.headers["ETag"] = etag_for_version(row.program.version)
+    return program_read(row)
 
 
 @router.patch(
@@ -127,14 +128,14 @@ async def update_program(
     if_match = required_if_match(request, if_match)
 
     async def work() -> tuple[ProgramPatchResult, dict[str, str]]:
-        program, roadmap_code, event = await service.update_program(
+        row, event = await service.update_program(
             session, code, data, actor_of(editor, data.actor), if_match=if_match
         )
         result = ProgramPatchResult(
-            program=program_read(program, roadmap_code),
-            event=event_read(event, program.code) if event else None,
+            program=program_read(row),
+            event=event_read(event, row.program.code) if event else None,
         )
-        return result, {"ETag": etag_for_version(program.version)}
+        return result, {"ETag": etag_for_version(row.program.version)}
 
     return await respond_to_write(request, session, idempotency_key, work, status_code=200)
 
@@ -157,17 +158,11 @@ async def transition_program(
     if_match = required_if_match(request, if_match)
 
     async def work() -> tuple[ProgramChange, dict[str, str]]:
-        program, roadmap_code, event = await service.transition_program(
-            session,
-            code,
-            transition,
-            actor_of(editor, transition.actor),
-            if_match=if_match,
+        row, event = await service.transition_program(
+            session, code, transition, actor_of(editor, transition.actor), if_match=if_match
         )
-        change = ProgramChange(
-            program=program_read(program, roadmap_code), event=event_read(event, program.code)
-        )
-        return change, {"ETag": etag_for_version(program.version)}
+        change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
+        return change, {"ETag": etag_for_version(row.program.version)}
 
     return await respond_to_write(request, session, idempotency_key, work, status_code=201)
 
@@ -179,7 +174,7 @@ async def program_history_page(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> EventPage:
-    program, _ = await service.get_program(session, code)
+    program = (await service.get_program(session, code)).program
     after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await program_history(session, program_id=program.id, after_seq=after_seq, limit=limit)
     next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None

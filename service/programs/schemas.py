@@ -63,6 +63,15 @@ class TransitionRequest(ChangeContext):
     )
 
 
+class ProgressRead(ReadModel):
+    milestones_total: int
+    milestones_done: int
+    milestones_overdue: int
+    next_due_date: date | None = Field(
+        description="The earliest due date, today or later, among milestones not yet done."
+    )
+
+
 class ProgramRead(ReadModel):
     code: str
     number: int | None
@@ -80,6 +89,7 @@ class ProgramRead(ReadModel):
     version: int
     created_at: Timestamp
     updated_at: Timestamp
+    progress: ProgressRead
 
 
 class ProgramPage(ReadModel):

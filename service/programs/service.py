@@ -1,10 +1,10 @@
 """Use cases for programmes. Functions here never commit: the route commits once, then answers."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, Subquery, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +18,14 @@ from service.errors import (
     PreconditionFailed,
     TransitionNotAllowed,
 )
+from service.milestones.models import Milestone
 from service.programs.models import Program
 from service.programs.schemas import (
     DESCRIPTIVE_FIELDS,
     ProgramCreate,
     ProgramRead,
     ProgramUpdate,
+    ProgressRead,
     TransitionRequest,
 )
 from service.roadmaps.models import Roadmap
@@ -38,14 +40,58 @@ class Actor:
     on_behalf_of: str | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What a programme's milestones add up to (see milestones.rules for the states)."""
+
+    total: int = 0
+    done: int = 0
+    overdue: int = 0
+    next_due_date: date | None = None
+
+
 @dataclass
-class LockedProgram:
+class ProgramRow:
     program: Program
     roadmap_code: str
-    head_hash: str | None
+    progress: Progress = field(default_factory=Progress)
 
 
-def program_read(program: Program, roadmap_code: str) -> ProgramRead:
+@dataclass
+class LockedProgram(ProgramRow):
+    head_hash: str | None = None
+
+
+def progress_by_program(today: date) -> Subquery:
+    """Milestone counts per programme, as of `today`, in one grouped subquery."""
+    still_open = Milestone.done_date.is_(None)
+    return (
+        select(
+            Milestone.program_id.label("program_id"),
+            func.count().label("total"),
+            func.count(Milestone.done_date).label("done"),
+            func.count(case((and_(still_open, Milestone.due_date < today), 1))).label("overdue"),
+            func.min(
+                case((and_(still_open, Milestone.due_date >= today), Milestone.due_date))
+            ).label("next_due_date"),
+        )
+        .group_by(Milestone.program_id)
+        .subquery("progress")
+    )
+
+
+def _progress_columns(progress: Subquery) -> tuple[Any, ...]:
+    return (progress.c.total, progress.c.done, progress.c.overdue, progress.c.next_due_date)
+
+
+def _progress_of(
+    total: int | None, done: int | None, overdue: int | None, next_due: Any
+) -> Progress:
+    return Progress(total or 0, done or 0, overdue or 0, next_due)
+
+
+def program_read(row: ProgramRow) -> ProgramRead:
+    program, roadmap_code, progress = row.program, row.roadmap_code, row.progress
     return ProgramRead(
         code=program.code,
         number=program.number,
@@ -63,6 +109,12 @@ def program_read(program: Program, roadmap_code: str) -> ProgramRead:
         version=program.version,
         created_at=program.created_at,
         updated_at=program.updated_at,
+        progress=ProgressRead(
+            milestones_total=progress.total,
+            milestones_done=progress.done,
+            milestones_overdue=progress.overdue,
+            next_due_date=progress.next_due_date,
+        ),
     )
 
 
@@ -70,17 +122,20 @@ def today_utc() -> date:
     return utc_now().date()
 
 
-async def get_program(session: AsyncSession, code: str) -> tuple[Program, str]:
-    row = (
-        await session.execute(
-            select(Program, Roadmap.code)
-            .join(Roadmap, Roadmap.id == Program.roadmap_id)
-            .where(Program.code == code)
-        )
-    ).first()
+def _select_programs(progress: Subquery) -> Select[Any]:
+    return (
+        select(Program, Roadmap.code, *_progress_columns(progress))
+        .join(Roadmap, Roadmap.id == Program.roadmap_id)
+        .outerjoin(progress, progress.c.program_id == Program.id)
+    )
+
+
+async def get_program(session: AsyncSession, code: str) -> ProgramRow:
+    progress = progress_by_program(today_utc())
+    row = (await session.execute(_select_programs(progress).where(Program.code == code))).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
-    return row[0], row[1]
+    return ProgramRow(row[0], row[1], _progress_of(*row[2:6]))
 
 
 async def list_programs(
@@ -92,13 +147,11 @@ async def list_programs(
     sector: str | None = None,
     roadmap: str | None = None,
     q: str | None = None,
-) -> list[tuple[Program, str]]:
+    overdue: bool | None = None,
+) -> list[ProgramRow]:
+    progress = progress_by_program(today_utc())
     query = (
-        select(Program, Roadmap.code)
-        .join(Roadmap, Roadmap.id == Program.roadmap_id)
-        .where(Program.id > after_id)
-        .order_by(Program.id)
-        .limit(limit)
+        _select_programs(progress).where(Program.id > after_id).order_by(Program.id).limit(limit)
     )
     if status is not None:
         query = query.where(Program.status == status.value)
@@ -109,7 +162,11 @@ async def list_programs(
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Program.title.ilike(f"%{escaped}%", escape="\\"))
-    return [(program, code) for program, code in await session.execute(query)]
+    if overdue is not None:
+        has_overdue = func.coalesce(progress.c.overdue, 0) > 0
+        query = query.where(has_overdue if overdue else ~has_overdue)
+    rows = await session.execute(query)
+    return [ProgramRow(row[0], row[1], _progress_of(*row[2:6])) for row in rows]
 
 
 async def lock_program(
@@ -126,10 +183,11 @@ async def lock_program(
         await session.execute(
             update(Program).where(Program.code == code).values(version=Program.version)
         )
+    progress = progress_by_program(today_utc())
     row = (
         await session.execute(
-            select(Program, Roadmap.code, Event.hash)
-            .join(Roadmap, Roadmap.id == Program.roadmap_id)
+            _select_programs(progress)
+            .add_columns(Event.hash)
             .outerjoin(Event, (Event.program_id == Program.id) & (Event.seq == Program.version))
             .where(Program.code == code)
             .with_for_update(of=Program)
@@ -145,12 +203,12 @@ async def lock_program(
             f"The programme has changed: its ETag is now {current_etag}, not {if_match}.",
             headers={"ETag": current_etag},
         )
-    return LockedProgram(program=program, roadmap_code=row[1], head_hash=row[2])
+    return LockedProgram(program, row[1], _progress_of(*row[2:6]), head_hash=row[6])
 
 
 async def create_program(
     session: AsyncSession, data: ProgramCreate, actor: Actor
-) -> tuple[Program, str, Event]:
+) -> tuple[ProgramRow, Event]:
     roadmap_id = await session.scalar(select(Roadmap.id).where(Roadmap.code == data.roadmap))
     if roadmap_id is None:
         raise InvalidInput(f"There is no roadmap with code {data.roadmap!r}.")
@@ -186,7 +244,7 @@ async def create_program(
         changes={"fields": {k: v for k, v in fields.items() if v is not None}},
     )
     await session.flush()
-    return program, data.roadmap, event
+    return ProgramRow(program, data.roadmap), event
 
 
 async def update_program(
@@ -196,7 +254,7 @@ async def update_program(
     actor: Actor,
     *,
     if_match: str | None = None,
-) -> tuple[Program, str, Event | None]:
+) -> tuple[ProgramRow, Event | None]:
     """Apply the descriptive fields that really change; no change writes no event."""
     locked = await lock_program(session, code, if_match=if_match)
     program = locked.program
@@ -204,13 +262,13 @@ async def update_program(
     if requested.get("title", "") is None:
         raise InvalidInput("A programme's title cannot be removed.")
     changes: dict[str, Any] = {}
-    for field, new_value in requested.items():
-        old_value = getattr(program, field)
+    for name, new_value in requested.items():
+        old_value = getattr(program, name)
         if old_value != new_value:
-            changes[field] = {"from": old_value, "to": new_value}
-            setattr(program, field, new_value)
+            changes[name] = {"from": old_value, "to": new_value}
+            setattr(program, name, new_value)
     if not changes:
-        return program, locked.roadmap_code, None
+        return locked, None
     event = append_event(
         session,
         program=program,
@@ -225,7 +283,7 @@ async def update_program(
         changes=changes,
     )
     await session.flush()
-    return program, locked.roadmap_code, event
+    return locked, event
 
 
 def check_transition(program: Program, target: Status, effective_date: date, today: date) -> None:
@@ -256,7 +314,7 @@ async def transition_program(
     sources: list[str] | None = None,
     today: date | None = None,
     if_match: str | None = None,
-) -> tuple[Program, str, Event]:
+) -> tuple[ProgramRow, Event]:
     """Change the status and append its event, under the programme's row lock."""
     locked = await lock_program(session, code, if_match=if_match)
     program = locked.program
@@ -282,4 +340,4 @@ async def transition_program(
         sources=sources,
     )
     await session.flush()
-    return program, locked.roadmap_code, event
+    return locked, event

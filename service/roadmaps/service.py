@@ -1,13 +1,38 @@
 from collections import defaultdict
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import NotFound
+from service.audit.service import utc_now
+from service.errors import Conflict, InvalidInput, NotFound
 from service.programs.models import Program
-from service.roadmaps.models import Roadmap
-from service.roadmaps.schemas import RoadmapRead
+from service.programs.service import progress_by_program, today_utc
+from service.roadmaps.models import ProgressReport, Roadmap
+from service.roadmaps.schemas import (
+    ProgressReportCreate,
+    ProgressReportRead,
+    RoadmapCreate,
+    RoadmapMilestones,
+    RoadmapRead,
+)
 from service.workflow import STATES
+
+
+def progress_report_read(report: ProgressReport, roadmap_code: str) -> ProgressReportRead:
+    return ProgressReportRead(
+        id=report.id,
+        roadmap=roadmap_code,
+        date=report.date,
+        measures_done_pct=report.measures_done_pct,
+        measures_total=report.measures_total,
+        programs_completed=report.programs_completed,
+        statement=report.statement,
+        source_url=report.source_url,
+        sources=report.sources,
+        recorded_by=report.recorded_by,
+        created_at=report.created_at,
+    )
 
 
 async def _counts_by_status(
@@ -24,30 +49,129 @@ async def _counts_by_status(
     return counts
 
 
-def _roadmap_read(roadmap: Roadmap, by_status: dict[str, int]) -> RoadmapRead:
-    return RoadmapRead(
-        code=roadmap.code,
-        title=roadmap.title,
-        title_ru=roadmap.title_ru,
-        period=roadmap.period,
-        official_program_count=roadmap.official_program_count,
-        note=roadmap.note,
-        sources=roadmap.sources,
-        created_at=roadmap.created_at,
-        program_count=sum(by_status.values()),
-        by_status=by_status,
+async def _milestones_by_roadmap(
+    session: AsyncSession, roadmap_ids: list[int]
+) -> dict[int, RoadmapMilestones]:
+    progress = progress_by_program(today_utc())
+    rows = await session.execute(
+        select(
+            Program.roadmap_id,
+            func.coalesce(func.sum(progress.c.total), 0),
+            func.coalesce(func.sum(progress.c.done), 0),
+            func.coalesce(func.sum(progress.c.overdue), 0),
+        )
+        .join(progress, progress.c.program_id == Program.id)
+        .where(Program.roadmap_id.in_(roadmap_ids))
+        .group_by(Program.roadmap_id)
     )
+    totals = defaultdict(lambda: RoadmapMilestones(total=0, done=0, overdue=0))
+    for roadmap_id, total, done, overdue in rows:
+        totals[roadmap_id] = RoadmapMilestones(total=total, done=done, overdue=overdue)
+    return totals
+
+
+async def _latest_reports(
+    session: AsyncSession, roadmap_ids: list[int]
+) -> dict[int, ProgressReport]:
+    reports = await session.scalars(
+        select(ProgressReport)
+        .where(ProgressReport.roadmap_id.in_(roadmap_ids))
+        .order_by(ProgressReport.date, ProgressReport.id)
+    )
+    return {report.roadmap_id: report for report in reports}  # the last one per roadmap wins
+
+
+async def _reads(session: AsyncSession, roadmaps: list[Roadmap]) -> list[RoadmapRead]:
+    ids = [r.id for r in roadmaps]
+    counts = await _counts_by_status(session, ids)
+    milestones = await _milestones_by_roadmap(session, ids)
+    latest = await _latest_reports(session, ids)
+    return [
+        RoadmapRead(
+            code=r.code,
+            title=r.title,
+            title_ru=r.title_ru,
+            period=r.period,
+            official_program_count=r.official_program_count,
+            note=r.note,
+            sources=r.sources,
+            created_at=r.created_at,
+            program_count=sum(counts[r.id].values()),
+            by_status=counts[r.id],
+            milestones=milestones[r.id],
+            latest_progress=progress_report_read(latest[r.id], r.code) if r.id in latest else None,
+        )
+        for r in roadmaps
+    ]
 
 
 async def list_roadmaps(session: AsyncSession) -> list[RoadmapRead]:
     roadmaps = list((await session.scalars(select(Roadmap).order_by(Roadmap.id))).all())
-    counts = await _counts_by_status(session, [r.id for r in roadmaps])
-    return [_roadmap_read(r, counts[r.id]) for r in roadmaps]
+    return await _reads(session, roadmaps)
 
 
-async def get_roadmap(session: AsyncSession, code: str) -> RoadmapRead:
+async def find_roadmap(session: AsyncSession, code: str) -> Roadmap:
     roadmap = await session.scalar(select(Roadmap).where(Roadmap.code == code))
     if roadmap is None:
         raise NotFound(f"There is no roadmap with code {code!r}.")
-    counts = await _counts_by_status(session, [roadmap.id])
-    return _roadmap_read(roadmap, counts[roadmap.id])
+    return roadmap
+
+
+async def get_roadmap(session: AsyncSession, code: str) -> RoadmapRead:
+    return (await _reads(session, [await find_roadmap(session, code)]))[0]
+
+
+async def create_roadmap(session: AsyncSession, data: RoadmapCreate) -> RoadmapRead:
+    roadmap = Roadmap(
+        code=data.code,
+        title=data.title,
+        title_ru=data.title_ru,
+        period=data.period,
+        note=data.note,
+        sources=[],
+        created_at=utc_now(),
+    )
+    session.add(roadmap)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A roadmap with code {data.code!r} already exists.") from None
+    return (await _reads(session, [roadmap]))[0]
+
+
+async def list_progress(session: AsyncSession, code: str) -> list[ProgressReportRead]:
+    roadmap = await find_roadmap(session, code)
+    reports = await session.scalars(
+        select(ProgressReport)
+        .where(ProgressReport.roadmap_id == roadmap.id)
+        .order_by(ProgressReport.date, ProgressReport.id)
+    )
+    return [progress_report_read(report, code) for report in reports]
+
+
+async def add_progress(
+    session: AsyncSession,
+    code: str,
+    data: ProgressReportCreate,
+    *,
+    recorded_by: str,
+    sources: list[str] | None = None,
+) -> ProgressReportRead:
+    roadmap = await find_roadmap(session, code)
+    if data.date > today_utc():
+        raise InvalidInput(f"date {data.date} is in the future.")
+    report = ProgressReport(
+        roadmap_id=roadmap.id,
+        date=data.date,
+        measures_done_pct=data.measures_done_pct,
+        measures_total=data.measures_total,
+        programs_completed=data.programs_completed,
+        statement=data.statement,
+        source_url=data.source_url,
+        sources=sources if sources is not None else ([data.source_url] if data.source_url else []),
+        recorded_by=recorded_by,
+        created_at=utc_now(),
+    )
+    session.add(report)
+    await session.flush()
+    return progress_report_read(report, code)

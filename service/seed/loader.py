@@ -3,7 +3,8 @@
 A programme's first event in a file (to `draft`) is its `created` event; the rest of its
 history is replayed through `transition_program`, so the seed obeys the same workflow rules as
 the API. An event whose `program` is "*" applies to every programme of its file. Loading is
-idempotent: a roadmap or programme that already exists is left as it is.
+idempotent: a roadmap or programme that already exists is left as it is; milestones and
+progress reports are loaded once per roadmap (remembered in seed_loads).
 """
 
 import json
@@ -18,10 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.service import append_event, utc_now
+from service.milestones.schemas import MilestoneCreate
+from service.milestones.service import add_milestone
 from service.programs.models import Program
 from service.programs.schemas import TransitionRequest
 from service.programs.service import Actor, transition_program
-from service.roadmaps.models import Roadmap
+from service.roadmaps.models import Roadmap, SeedLoad
+from service.roadmaps.schemas import ProgressReportCreate
+from service.roadmaps.service import add_progress
 from service.workflow import INITIAL_STATUS, Status
 
 SEED_ACTOR = Actor(name="seed")
@@ -32,6 +37,8 @@ _URL = re.compile(r"https?://[^\s()]+")
 class SeedReport:
     roadmaps_created: list[str] = field(default_factory=list)
     programs_created: list[str] = field(default_factory=list)
+    milestones_added: int = 0
+    progress_reports_added: int = 0
 
 
 def bundled_seed_files() -> list[Path]:
@@ -139,6 +146,60 @@ async def _create_program(
         )
 
 
+async def _load_milestones(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    for entry in document.get("milestones", []):
+        sources = entry.get("sources", [])
+        data = MilestoneCreate(
+            title=entry["title"],
+            due_date=entry.get("due_date"),
+            done_date=entry.get("done_date"),
+            source_url=first_url(sources),
+            note=entry.get("note"),
+        )
+        await add_milestone(session, entry["program"], data, SEED_ACTOR, sources=sources)
+        report.milestones_added += 1
+
+
+async def _load_progress_reports(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    code = document["roadmap"]["code"]
+    for entry in document.get("progress_reports", []):
+        sources = entry.get("sources", [])
+        data = ProgressReportCreate(
+            date=entry["date"],
+            measures_done_pct=entry["measures_done_pct"],
+            measures_total=entry.get("measures_total"),
+            programs_completed=entry.get("programs_completed"),
+            statement=entry["statement"],
+            source_url=first_url(sources),
+        )
+        await add_progress(session, code, data, recorded_by=SEED_ACTOR.name, sources=sources)
+        report.progress_reports_added += 1
+
+
+# Parts of a roadmap file loaded once each, in this order, and remembered in seed_loads: a part
+# that a later version of the service learns to load is loaded into older databases on start.
+_PARTS = {"milestones": _load_milestones, "progress_reports": _load_progress_reports}
+
+
+async def _load_missing_parts(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    code = document["roadmap"]["code"]
+    loaded = set(
+        (await session.scalars(select(SeedLoad.part).where(SeedLoad.roadmap_code == code))).all()
+    )
+    for part, load in _PARTS.items():
+        if part in loaded:
+            continue
+        await load(session, document, report)
+        session.add(SeedLoad(roadmap_code=code, part=part, loaded_at=utc_now()))
+        await session.flush()
+
+
 async def load_seed_document(
     session: AsyncSession, document: dict[str, Any], report: SeedReport
 ) -> None:
@@ -154,6 +215,19 @@ async def load_seed_document(
             continue
         await _create_program(session, roadmap, data, history[data["code"]])
         report.programs_created.append(data["code"])
+    await _load_missing_parts(session, document, report)
+
+
+async def load_missing_parts_of_bundled_roadmaps(session: AsyncSession) -> SeedReport:
+    """For a database seeded by an earlier version: load what the bundled files hold for its
+    roadmaps and was not loaded yet (milestones, progress reports). Roadmaps it lacks stay out."""
+    report = SeedReport()
+    present = set((await session.scalars(select(Roadmap.code))).all())
+    for path in bundled_seed_files():
+        document = read_seed_file(path)
+        if document["roadmap"]["code"] in present:
+            await _load_missing_parts(session, document, report)
+    return report
 
 
 async def load_seed_files(session: AsyncSession, paths: list[Path]) -> SeedReport:

@@ -1,0 +1,1 @@
+"""The benchmark harness's parts; `bench/run.py` puts them together."""

@@ -1,0 +1,361 @@
+"""The run, phase by phase, on one service worker and one anchor worker.
+
+Order matters: the reads run while the service holds only its 28 seeded programmes (so the list
+is the anchor's 28 rows); then the transition and bulk programmes are created, the history grows
+to the small size for the small timeline, the transitions and pgbench run, and only then is the
+history grown to its full size for the page, timeline and export measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from benchlib import pgbench_scripts
+from benchlib.database import (
+    BENCH_PREFIX,
+    BULK_PREFIX,
+    Postgres,
+    count_events,
+    feed_position_from_end,
+    key_id_of,
+    load_events,
+    longest_history,
+)
+from benchlib.load import (
+    PageTiming,
+    WrkResult,
+    lua_script,
+    run_pgbench,
+    run_wrk,
+    stream_export,
+    time_page,
+)
+from benchlib.profiling import finish_recording, start_recording, summarise
+from benchlib.report import Comparison, Results, Scaling
+from benchlib.servers import Server, create_api_key, memory_of
+
+API = "/api/v1"
+TIMELINE = f"{API}/stats/timeline?start=2021-01-01&end=2024-12-31&interval=quarter"
+EXPORT = f"{API}/export/events.ndjson"
+ANCHOR_ROWS = 28
+
+
+def cursor(*key: int) -> str:
+    """The service's opaque cursor: URL-safe base64, unpadded, of a JSON array."""
+    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    pg: Postgres
+    service_db: str
+    anchor_db: str
+    service: Server
+    anchor: Server
+    wrk: str
+    pgbench: str | None
+    py_spy: str | None
+    workdir: Path
+    results: Results
+    say: Callable[[str], None]
+    key: str = ""
+    peak_before_reset_mb: float = 0.0
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def wrk_run(
+        self, server: Server, path: str, scenario: str, script_args: list[str], seconds: float
+    ) -> WrkResult:
+        return run_wrk(
+            self.wrk,
+            server.url + path,
+            lua_script(self.workdir, scenario),
+            threads=self.args.threads,
+            connections=self.args.connections,
+            seconds=seconds,
+            script_args=script_args,
+        )
+
+
+@dataclass(frozen=True)
+class Side:
+    """How one server is driven for one comparison."""
+
+    path: str
+    scenario: str
+    script_args: Callable[[], list[str]]
+
+
+def alternate(run: Run, comparison: Comparison, service: Side, anchor: Side) -> None:
+    """Warm both up, then S, A, S, A … for the configured rounds."""
+    args = run.args
+    for server, side in ((run.service, service), (run.anchor, anchor)):
+        run.wrk_run(server, side.path, side.scenario, side.script_args(), args.warmup)
+    for number in range(1, args.rounds + 1):
+        s = run.wrk_run(
+            run.service, service.path, service.scenario, service.script_args(), args.duration
+        )
+        a = run.wrk_run(
+            run.anchor, anchor.path, anchor.scenario, anchor.script_args(), args.duration
+        )
+        comparison.service.append(s)
+        comparison.anchor.append(a)
+        run.say(
+            f"({comparison.key}) round {number}/{args.rounds}: service {s.rps:,.0f} req/s "
+            f"(p99 {s.p99_ms:.1f} ms, non-2xx {s.non_2xx}), anchor {a.rps:,.0f} req/s "
+            f"(p99 {a.p99_ms:.1f} ms, non-2xx {a.non_2xx})"
+        )
+
+
+def profile_while(run: Run, label: str, side: Side) -> None:
+    """py-spy on the service worker while wrk drives `side` (not counted in the results)."""
+    if run.py_spy is None:
+        return
+    seconds = run.args.profile_seconds
+    run.args.profile_dir.mkdir(parents=True, exist_ok=True)
+    output = run.args.profile_dir / f"{label.split()[0].strip('()')}.txt"
+    recorder = start_recording(run.py_spy, run.service.pid, seconds, output)
+    run.wrk_run(run.service, side.path, side.scenario, side.script_args(), seconds + 2)
+    message = finish_recording(recorder, timeout=seconds + 60)
+    if not output.exists():
+        run.say(f"py-spy wrote nothing for {label}: {message[-300:]}")
+        return
+    summary = summarise(label, output)
+    run.results.profiles.append(summary)
+    run.say(f"profiled {label}: {summary.samples} samples in {output}")
+
+
+def reads(run: Run) -> None:
+    answer = httpx.get(f"{run.service.url}{API}/programs?limit=100", timeout=30)
+    answer.raise_for_status()
+    codes = [item["code"] for item in answer.json()["items"]]
+    anchor_rows = httpx.get(f"{run.anchor.url}/programs_raw", timeout=30).json()["items"]
+    if len(codes) != ANCHOR_ROWS or len(anchor_rows) != ANCHOR_ROWS:
+        run.results.notes.append(
+            f"the service lists {len(codes)} programmes and the anchor {len(anchor_rows)}; "
+            f"both should have {ANCHOR_ROWS}"
+        )
+    listing = Comparison(
+        "a", "list of 28 programmes", f"GET {API}/programs?limit=100", "GET /programs_raw", 1.0
+    )
+    one = Comparison(
+        "b",
+        "one programme (rotating over 28)",
+        f"GET {API}/programs/{{code}}",
+        "GET /program_raw/{id}",
+        1.0,
+    )
+    run.results.comparisons += [listing, one]
+    list_service = Side(f"{API}/programs?limit=100", "report", list)
+    list_anchor = Side("/programs_raw", "report", list)
+    one_service = Side(
+        f"{API}/programs/{codes[0]}", "rotate", lambda: [f"{API}/programs/{c}" for c in codes]
+    )
+    one_anchor = Side(
+        "/program_raw/1", "rotate", lambda: [f"/program_raw/{i}" for i in range(1, 29)]
+    )
+    alternate(run, listing, list_service, list_anchor)
+    alternate(run, one, one_service, one_anchor)
+    profile_while(run, "(a) list of programmes", list_service)
+    profile_while(run, "(b) one programme", one_service)
+
+
+def create_programmes(run: Run) -> None:
+    run.key = create_api_key(run.pg.dsn(run.service_db), "bench")
+    wanted = [(f"{BENCH_PREFIX}{i:04d}", f"Bench {i}") for i in range(1, run.args.programmes + 1)]
+    wanted += [
+        (f"{BULK_PREFIX}{i:04d}", f"Bulk history {i}")
+        for i in range(1, run.args.bulk_programmes + 1)
+    ]
+    with httpx.Client(base_url=run.service.url, headers=run.auth, timeout=30) as client:
+        for code, title in wanted:
+            answer = client.post(f"{API}/programs", json={"code": code, "title": title})
+            if answer.status_code != 201:
+                raise RuntimeError(f"creating {code}: HTTP {answer.status_code} {answer.text}")
+    run.say(f"created {len(wanted)} programmes through the API")
+
+
+def grow_history(run: Run, total: int) -> None:
+    report = load_events(run.pg, run.service_db, target_total=total, progress=run.say)
+    run.say(f"history: {report.total:,} events ({report.added:,} loaded in {report.seconds:.0f} s)")
+
+
+def time_path(run: Run, path: str) -> PageTiming:
+    with httpx.Client(base_url=run.service.url, timeout=120) as client:
+        timing = time_page(
+            client, path, count=run.args.page_requests, budget_s=run.args.page_budget
+        )
+        if timing.status in (401, 403):
+            timing = time_page(
+                client,
+                path,
+                count=run.args.page_requests,
+                budget_s=run.args.page_budget,
+                headers=run.auth,
+            )
+    return timing
+
+
+def write_states(run: Run) -> Path:
+    """The bench programmes' current statuses, for the wrk script (one 'code status' a line)."""
+    states: list[tuple[str, str]] = []
+    after: str | None = None
+    with httpx.Client(base_url=run.service.url, timeout=30) as client:
+        for _ in range(1000):
+            params = {"limit": "500", **({"cursor": after} if after else {})}
+            page = client.get(f"{API}/programs", params=params).json()
+            states += [
+                (item["code"], item["status"])
+                for item in page["items"]
+                if item["code"].startswith(BENCH_PREFIX)
+            ]
+            after = page.get("next_cursor")
+            if not after:
+                break
+    path = run.workdir / "states.txt"
+    path.write_text("".join(f"{code} {status}\n" for code, status in sorted(states)))
+    return path
+
+
+def transitions(run: Run) -> None:
+    comparison = Comparison(
+        "c",
+        "one transition",
+        f"POST {API}/programs/{{code}}/transitions",
+        "POST /transition_raw/{id}",
+        0.8,
+        counts_responses=True,
+    )
+    run.results.comparisons.append(comparison)
+    threads = str(run.args.threads)
+    service = Side(
+        f"{API}/programs",
+        "service_transition",
+        lambda: [run.key, str(write_states(run)), threads],
+    )
+    anchor = Side(
+        "/transition_raw/1",
+        "anchor_transition",
+        lambda: [str(i) for i in range(1, ANCHOR_ROWS + 1)],
+    )
+    alternate(run, comparison, service, anchor)
+    profile_while(run, "(c) transitions", service)
+
+
+def database_limit(run: Run) -> None:
+    if run.pgbench is None:
+        run.results.pgbench.append(("pgbench", "pgbench not found"))
+        return
+    host_port = run.pg.base.split("@")[-1]
+    host, _, port = host_port.partition(":")
+    user = run.pg.base.split("//")[1].split("@")[0]
+    parts = (host, int(port or 5432), user)
+    clients, threads = run.args.connections, run.args.threads
+    with_milestones = run.pg.table_exists(run.service_db, "milestones")
+    scripts = [
+        (
+            "service's statements (key lookup; lock, insert event, update; commit)",
+            pgbench_scripts.service_transition(with_milestones=with_milestones),
+            run.service_db,
+            {
+                "clients": str(clients),
+                "per": str(run.args.programmes // clients),
+                "keyid": key_id_of(run.pg, run.service_db, "bench"),
+            },
+        ),
+        (
+            "anchor's statements (lock, update, insert; commit)",
+            pgbench_scripts.anchor_transition(),
+            run.anchor_db,
+            {},
+        ),
+    ]
+    for label, text, database, variables in scripts:
+        script = run.workdir / f"{'service' if 'service' in label else 'anchor'}_tx.sql"
+        script.write_text(text)
+        result = run_pgbench(
+            run.pgbench,
+            parts,
+            database,
+            script,
+            clients=clients,
+            threads=threads,
+            seconds=run.args.duration,
+            variables={**variables, "newhash": secrets.token_hex(32)},
+            workdir=run.workdir,
+        )
+        run.results.pgbench.append((label, result))
+        run.say(f"pgbench {label}: {result.tps:,.0f} tps, p99 {result.p99_ms:.1f} ms")
+
+
+def large_history(run: Run, small_timeline: PageTiming) -> None:
+    args = run.args
+    grow_history(run, args.events)
+    events = count_events(run.pg, run.service_db)
+    txid, event_id = feed_position_from_end(run.pg, run.service_db, 150)
+    feed = Scaling(
+        "d",
+        f"feed page `GET {API}/events?limit=100&after=…` ({events:,} events)",
+        "from the start",
+        "150 events before the end",
+        1.3,
+        small=time_path(run, f"{API}/events?limit=100&after={cursor(0, 0)}"),
+        large=time_path(run, f"{API}/events?limit=100&after={cursor(txid, event_id)}"),
+    )
+    code, newest = longest_history(run.pg, run.service_db)
+    history = Scaling(
+        "d",
+        f"history page `GET {API}/programs/{{code}}/history?limit=100` ({newest:,} events)",
+        "first page",
+        "page 150 before the newest",
+        1.3,
+        small=time_path(run, f"{API}/programs/{code}/history?limit=100"),
+        large=time_path(
+            run, f"{API}/programs/{code}/history?limit=100&cursor={cursor(newest - 150)}"
+        ),
+    )
+    timeline = Scaling(
+        "e",
+        "quarterly timeline 2021–2024 `GET /api/v1/stats/timeline`",
+        f"{args.small_events:,} events",
+        f"{events:,} events",
+        2.0,
+        small=small_timeline,
+        large=time_path(run, TIMELINE),
+    )
+    run.results.scaling += [feed, history, timeline]
+    run.say(
+        f"(d) feed {feed.ratio:.2f}, history {history.ratio:.2f}; (e) timeline {timeline.row()}"
+    )
+    run.results.memory.events_in_db = events
+    run.peak_before_reset_mb = memory_of(run.service.pid).peak_mb
+    export = stream_export(run.service.url + EXPORT, run.service.pid, budget_s=args.export_budget)
+    if export.status in (401, 403):
+        export = stream_export(
+            run.service.url + EXPORT, run.service.pid, budget_s=args.export_budget, headers=run.auth
+        )
+    run.results.memory.export = export
+    run.say(f"(f) export: HTTP {export.status}, {export.lines:,} lines, +{export.growth_mb:.0f} MB")
+
+
+def run_all(run: Run) -> None:
+    reads(run)
+    create_programmes(run)
+    grow_history(run, run.args.small_events)
+    small_timeline = time_path(run, TIMELINE)
+    run.say(f"(e) timeline over {run.args.small_events:,} events: HTTP {small_timeline.status}")
+    transitions(run)
+    database_limit(run)
+    large_history(run, small_timeline)
