@@ -10,6 +10,7 @@ from service import health, meta_router
 from service.audit.router import router as events_router
 from service.auth.dependencies import require_reader
 from service.auth.router import router as keys_router
+from service.caching import NotModified, not_modified_response
 from service.config import Settings, get_settings
 from service.db import create_engine, create_sessionmaker
 from service.errors import install_problem_handlers, problem_responses
@@ -20,6 +21,7 @@ from service.openapi import install_openapi
 from service.programs.router import router as programs_router
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
+from service.stats.router import router as stats_router
 
 API_PREFIX = "/api/v1"
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.head_revision = head_revision()
     install_problem_handlers(app)
+    app.add_exception_handler(NotModified, not_modified_response)
     install_openapi(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         milestones_router,
         events_router,
         roadmaps_router,
+        stats_router,
         meta_router.router,
     ):
         app.include_router(

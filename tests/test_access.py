@@ -39,6 +39,8 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/roadmaps/{{code}}/progress"): READER,
     ("POST", f"{API}/roadmaps/{{code}}/progress"): EDITOR,
     ("GET", f"{API}/workflow"): READER,
+    ("GET", f"{API}/stats/summary"): READER,
+    ("GET", f"{API}/stats/timeline"): READER,
     ("GET", f"{API}/keys"): ADMIN,
     ("POST", f"{API}/keys"): ADMIN,
     ("DELETE", f"{API}/keys/{{name}}"): ADMIN,

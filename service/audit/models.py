@@ -10,6 +10,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +35,15 @@ class Event(Base):
         UniqueConstraint("program_id", "seq", name="uq_events_program_seq"),
         Index("ix_events_feed", "txid", "id"),
         Index("ix_events_kind", "kind"),
+        # As-of reads and timelines: one seek per programme and point in time (programs.asof).
+        Index(
+            "ix_events_status_asof",
+            "program_id",
+            "effective_date",
+            "seq",
+            postgresql_where=text("kind IN ('created', 'status_changed')"),
+            sqlite_where=text("kind IN ('created', 'status_changed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)

@@ -1,3 +1,4 @@
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -5,9 +6,10 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
 from service.auth.dependencies import Caller, EditorDep
-from service.conditions import etag_for_version
+from service.caching import ViewETag
+from service.conditions import etag_for_version, if_none_match_hits
 from service.db import SessionDep
-from service.errors import PreconditionRequired, problem_responses
+from service.errors import InvalidInput, PreconditionRequired, problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs import service
@@ -20,7 +22,7 @@ from service.programs.schemas import (
     ProgramUpdate,
     TransitionRequest,
 )
-from service.programs.service import Actor, program_read
+from service.programs.service import Actor, PointInTime, program_read
 from service.schemas import Text
 from service.workflow import Status
 
@@ -35,6 +37,29 @@ IfMatchHeader = Annotated[
         description="The programme's ETag as last read; a stale one is refused with 412.",
     ),
 ]
+
+
+AsOfQuery = Annotated[
+    date | None,
+    Query(description="Show programmes as they stood at the end of this day (effective dates)."),
+]
+KnownAtQuery = Annotated[
+    datetime | None,
+    Query(
+        description="…as recorded by this moment (ISO 8601 with a zone): corrections recorded "
+        "later do not change what was shown then. Needs as_of on programme reads."
+    ),
+]
+
+
+def point_in_time(as_of: date | None, known_at: datetime | None) -> PointInTime | None:
+    if as_of is None:
+        if known_at is not None:
+            raise InvalidInput("known_at needs as_of.")
+        return None
+    if known_at is not None and known_at.tzinfo is None:
+        raise InvalidInput("known_at needs a time zone, e.g. 2024-01-01T00:00:00Z.")
+    return PointInTime(as_of=as_of, known_at=known_at)
 
 
 def actor_of(editor: Caller, claimed: str | None) -> Actor:
@@ -54,6 +79,8 @@ def required_if_match(request: Request, if_match: str | None) -> str | None:
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
 async def list_programs(
     session: SessionDep,
+    response: Response,
+    etag: ViewETag,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     sector: Annotated[Text | None, Query(max_length=100)] = None,
     roadmap: Annotated[Text | None, Query(max_length=64)] = None,
@@ -64,7 +91,10 @@ async def list_programs(
     ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
 ) -> ProgramPage:
+    response.headers["ETag"] = etag
     after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await service.list_programs(
         session,
@@ -75,6 +105,7 @@ async def list_programs(
         roadmap=roadmap,
         q=q,
         overdue=overdue,
+        point=point_in_time(as_of, known_at),
     )
     next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
     return ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
@@ -104,10 +135,24 @@ async def create_program(
     return await respond_to_write(request, session, idempotency_key, work, status_code=201)
 
 
-@router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404))
-async def get_program(code: ProgramCode, session: SessionDep, response: Response) -> ProgramRead:
-    row = await service.get_program(session, code)
-    response.headers["ETag"] = etag_for_version(row.program.version)
+@router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404, 422))
+async def get_program(
+    code: ProgramCode,
+    request: Request,
+    session: SessionDep,
+    response: Response,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
+) -> ProgramRead | Response:
+    point = point_in_time(as_of, known_at)
+    row = await service.get_program(session, code, point)
+    # The strong ETag is the one If-Match checks; an as-of view is another representation.
+    etag = etag_for_version(row.program.version)
+    if point is not None:
+        etag = f'W/"{row.program.version}-{point.as_of}-{point.known_at}"'
+    if if_none_match_hits(request.headers.get("if-none-match") or "", etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
     return program_read(row)
 
 
@@ -171,9 +216,12 @@ async def transition_program(
 async def program_history_page(
     code: ProgramCode,
     session: SessionDep,
+    response: Response,
+    etag: ViewETag,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> EventPage:
+    response.headers["ETag"] = etag
     program = (await service.get_program(session, code)).program
     after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await program_history(session, program_id=program.id, after_seq=after_seq, limit=limit)

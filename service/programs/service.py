@@ -1,12 +1,13 @@
 """Use cases for programmes. Functions here never commit: the route commits once, then answers."""
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, Subquery, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from service.audit.models import Event
 from service.audit.service import append_event, utc_now
@@ -19,6 +20,7 @@ from service.errors import (
     TransitionNotAllowed,
 )
 from service.milestones.models import Milestone
+from service.programs.asof import descriptive_fields_as_of, status_seq_as_of
 from service.programs.models import Program
 from service.programs.schemas import (
     DESCRIPTIVE_FIELDS,
@@ -55,6 +57,17 @@ class ProgramRow:
     program: Program
     roadmap_code: str
     progress: Progress = field(default_factory=Progress)
+    # For an as-of view: the status then, and descriptive fields that have changed since.
+    status_then: tuple[str, date] | None = None
+    fields_then: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    """The end of business day `as_of`, as recorded by `known_at` (None: as recorded now)."""
+
+    as_of: date
+    known_at: datetime | None = None
 
 
 @dataclass
@@ -92,20 +105,25 @@ def _progress_of(
 
 def program_read(row: ProgramRow) -> ProgramRead:
     program, roadmap_code, progress = row.program, row.roadmap_code, row.progress
+    status, status_date = row.status_then or (program.status, program.status_effective_date)
+
+    def then(name: str) -> Any:
+        return row.fields_then.get(name, getattr(program, name))
+
     return ProgramRead(
         code=program.code,
         number=program.number,
-        title=program.title,
-        title_ru=program.title_ru,
+        title=then("title"),
+        title_ru=then("title_ru"),
         title_official=program.title_official,
-        sector=program.sector,
-        lead_bodies=program.lead_bodies,
-        summary=program.summary,
+        sector=then("sector"),
+        lead_bodies=then("lead_bodies"),
+        summary=then("summary"),
         sources=program.sources,
         roadmap=roadmap_code,
-        status=Status(program.status),
-        status_label=label_of(program.status),
-        status_effective_date=program.status_effective_date,
+        status=Status(status),
+        status_label=label_of(status),
+        status_effective_date=status_date,
         version=program.version,
         created_at=program.created_at,
         updated_at=program.updated_at,
@@ -130,12 +148,59 @@ def _select_programs(progress: Subquery) -> Select[Any]:
     )
 
 
-async def get_program(session: AsyncSession, code: str) -> ProgramRow:
+# The event that gave a programme its status at a point in time (one alias, so that the join
+# and a status filter refer to the same thing).
+STATUS_THEN = aliased(Event, name="status_then")
+
+
+def _with_status_then(query: Select[Any], point: PointInTime) -> Select[Any]:
+    """Join each programme's status event in force at `point`; programmes that did not exist
+    yet drop out."""
+    joined = query.join(
+        STATUS_THEN,
+        and_(
+            STATUS_THEN.program_id == Program.id,
+            STATUS_THEN.seq == status_seq_as_of(point.as_of, point.known_at),
+        ),
+    )
+    return joined.add_columns(STATUS_THEN.to_status, STATUS_THEN.effective_date)
+
+
+async def _rows(
+    session: AsyncSession, query: Select[Any], point: PointInTime | None
+) -> list[ProgramRow]:
+    """Run a programmes query (with the status-then join when `point` is given)."""
+    rows = [
+        ProgramRow(
+            row[0],
+            row[1],
+            _progress_of(*row[2:6]),
+            status_then=(row[6], row[7]) if point is not None else None,
+        )
+        for row in await session.execute(query)
+    ]
+    if point is not None and rows:
+        earlier = await descriptive_fields_as_of(
+            session, [r.program.id for r in rows], point.as_of, point.known_at
+        )
+        for row in rows:
+            row.fields_then = earlier.get(row.program.id, {})
+    return rows
+
+
+async def get_program(
+    session: AsyncSession, code: str, point: PointInTime | None = None
+) -> ProgramRow:
     progress = progress_by_program(today_utc())
-    row = (await session.execute(_select_programs(progress).where(Program.code == code))).first()
-    if row is None:
+    query = _select_programs(progress).where(Program.code == code)
+    if point is not None:
+        query = _with_status_then(query, point)
+    rows = await _rows(session, query, point)
+    if not rows:
+        if point is not None:
+            raise NotFound(f"Programme {code!r} did not exist on {point.as_of}, or does not exist.")
         raise NotFound(f"There is no programme with code {code!r}.")
-    return ProgramRow(row[0], row[1], _progress_of(*row[2:6]))
+    return rows[0]
 
 
 async def list_programs(
@@ -148,13 +213,17 @@ async def list_programs(
     roadmap: str | None = None,
     q: str | None = None,
     overdue: bool | None = None,
+    point: PointInTime | None = None,
 ) -> list[ProgramRow]:
     progress = progress_by_program(today_utc())
     query = (
         _select_programs(progress).where(Program.id > after_id).order_by(Program.id).limit(limit)
     )
+    if point is not None:
+        query = _with_status_then(query, point)
     if status is not None:
-        query = query.where(Program.status == status.value)
+        current = STATUS_THEN.to_status if point is not None else Program.status
+        query = query.where(current == status.value)
     if sector is not None:
         query = query.where(Program.sector == sector)
     if roadmap is not None:
@@ -165,8 +234,7 @@ async def list_programs(
     if overdue is not None:
         has_overdue = func.coalesce(progress.c.overdue, 0) > 0
         query = query.where(has_overdue if overdue else ~has_overdue)
-    rows = await session.execute(query)
-    return [ProgramRow(row[0], row[1], _progress_of(*row[2:6])) for row in rows]
+    return await _rows(session, query, point)
 
 
 async def lock_program(

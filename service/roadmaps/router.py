@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from service.auth.dependencies import AdminDep, EditorDep
+from service.caching import ViewETag
 from service.db import SessionDep
 from service.errors import problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
@@ -23,7 +24,8 @@ RoadmapCode = Annotated[Text, Path(max_length=64)]
 
 
 @router.get("", response_model=RoadmapList)
-async def list_roadmaps(session: SessionDep) -> RoadmapList:
+async def list_roadmaps(session: SessionDep, response: Response, etag: ViewETag) -> RoadmapList:
+    response.headers["ETag"] = etag
     return RoadmapList(items=await service.list_roadmaps(session))
 
 
@@ -43,14 +45,20 @@ async def create_roadmap(
 
 
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
-async def get_roadmap(code: RoadmapCode, session: SessionDep) -> RoadmapRead:
+async def get_roadmap(
+    code: RoadmapCode, session: SessionDep, response: Response, etag: ViewETag
+) -> RoadmapRead:
     """The roadmap with its programmes counted by status, its milestones and latest progress."""
+    response.headers["ETag"] = etag
     return await service.get_roadmap(session, code)
 
 
 @router.get("/{code}/progress", response_model=ProgressReportList, responses=problem_responses(404))
-async def list_progress(code: RoadmapCode, session: SessionDep) -> ProgressReportList:
+async def list_progress(
+    code: RoadmapCode, session: SessionDep, response: Response, etag: ViewETag
+) -> ProgressReportList:
     """Dated statements of how much of the roadmap is done, oldest first."""
+    response.headers["ETag"] = etag
     return ProgressReportList(items=await service.list_progress(session, code))
 
 

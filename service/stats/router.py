@@ -1,0 +1,62 @@
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from service.caching import ViewETag
+from service.db import SessionDep
+from service.errors import InvalidInput, problem_responses
+from service.programs.router import AsOfQuery, KnownAtQuery, point_in_time
+from service.programs.service import today_utc
+from service.schemas import Text
+from service.stats import service
+from service.stats.intervals import Interval, interval_ends
+from service.stats.schemas import SummaryRead, TimelinePoint, TimelineRead
+
+router = APIRouter(prefix="/stats", tags=["stats"], responses=problem_responses(422))
+
+RoadmapFilter = Annotated[Text | None, Query(max_length=64)]
+
+
+@router.get("/summary", response_model=SummaryRead)
+async def summary(
+    session: SessionDep,
+    response: Response,
+    etag: ViewETag,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
+    roadmap: RoadmapFilter = None,
+) -> SummaryRead:
+    """Programmes by status (every state, zeros included) and by sector, at the end of `as_of`
+    (default today, UTC)."""
+    point = point_in_time(as_of or today_utc(), known_at)
+    assert point is not None
+    total, by_status, by_sector = await service.summary(session, point, roadmap)
+    response.headers["ETag"] = etag
+    return SummaryRead(as_of=point.as_of, total=total, by_status=by_status, by_sector=by_sector)
+
+
+@router.get("/timeline", response_model=TimelineRead)
+async def timeline(
+    session: SessionDep,
+    response: Response,
+    etag: ViewETag,
+    start: Annotated[date, Query(description="First day")],
+    end: Annotated[date | None, Query(description="Last day (default today, UTC)")] = None,
+    interval: Interval = Interval.MONTH,
+    roadmap: RoadmapFilter = None,
+    known_at: KnownAtQuery = None,
+) -> TimelineRead:
+    """Programmes in each state at the end of each interval: a cumulative-flow diagram."""
+    points = interval_ends(start, end or today_utc(), interval)
+    if len(points) > service.MAX_POINTS:
+        raise InvalidInput(
+            f"{len(points)} points is too many (at most {service.MAX_POINTS}); "
+            "use a longer interval or a shorter range."
+        )
+    counts = await service.timeline(session, points, roadmap=roadmap, known_at=known_at)
+    response.headers["ETag"] = etag
+    return TimelineRead(
+        interval=interval.value,
+        points=[TimelinePoint(date=day, by_status=counts[day]) for day in points],
+    )
