@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     require_if_match: bool = False
     require_auth_for_reads: bool = False
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS; empty: CORS off"
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     # The names container platforms set; no ROADMAP_ prefix.
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
@@ -43,12 +46,18 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production_settings(self) -> "Settings":
         if self.env != "production":
             return self
+        if "*" in self.cors_origin_list:
+            raise ValueError("ROADMAP_CORS_ORIGINS='*' is refused in production; list the origins")
         password = parse_database_url(self.database_url).password
         if password is not None and password.lower() in PLACEHOLDER_PASSWORDS:
             raise ValueError(
                 "DATABASE_URL uses a placeholder password; set a real one in production"
             )
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def async_database_url(self) -> str:

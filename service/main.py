@@ -5,17 +5,21 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from service import health, meta_router
+from service import health, meta_router, metrics
 from service.audit.router import router as events_router
+from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
 from service.auth.router import router as keys_router
 from service.caching import NotModified, not_modified_response
 from service.config import Settings, get_settings
 from service.db import create_engine, create_sessionmaker
 from service.errors import install_problem_handlers, problem_responses
+from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
+from service.metrics import RequestMetrics
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
@@ -54,13 +58,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NotModified, not_modified_response)
     install_openapi(app)
     app.add_middleware(BodySizeLimit)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "Last-Event-ID",
+            ],
+            expose_headers=["ETag", "Location", "Idempotent-Replayed"],
+        )
+    app.add_middleware(RequestMetrics)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # Every API route reads at least as a reader; writes add their own role on top.
     readers = [Depends(require_reader)]
     for router in (
         programs_router,
         milestones_router,
         events_router,
+        stream_router,
+        exports_router,
         roadmaps_router,
         stats_router,
         meta_router.router,

@@ -18,7 +18,7 @@ write transaction, so ids are already in commit order; txid is 0 there and the f
 needed.
 """
 
-from sqlalchemy import BigInteger, ColumnElement, String, and_, cast, func, or_
+from sqlalchemy import BigInteger, ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
@@ -78,3 +78,13 @@ async def read_feed(
         return rows, after
     last = rows[-1][0]
     return rows, (last.txid, last.id)
+
+
+async def feed_end(session: AsyncSession) -> tuple[int, int]:
+    """The position of the newest settled event: a cursor that skips everything so far."""
+    query = select(Event.txid, Event.id).order_by(Event.txid.desc(), Event.id.desc()).limit(1)
+    settled = settled_filter(session)
+    if settled is not None:
+        query = query.where(settled)
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row is not None else START

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.chain import chains_digest, first_broken_link
-from service.audit.feed import settled_filter
+from service.audit.feed import START, feed_end
 from service.audit.models import Event
 from service.programs.models import Program
 
@@ -133,18 +133,17 @@ async def _heads_up_to(session: AsyncSession, position: tuple[int, int]) -> dict
 async def digest_as_of(session: AsyncSession, last_event_id: int | None = None) -> Digest:
     """The digest over every chain's head as of an event (default: the newest settled one)."""
     if last_event_id is None:
-        query = select(Event.txid, Event.id).order_by(Event.txid.desc(), Event.id.desc()).limit(1)
-        settled = settled_filter(session)
-        if settled is not None:
-            query = query.where(settled)
+        position = await feed_end(session)
+        if position == START:
+            return Digest(chains_digest({}), None)
     else:
-        query = select(Event.txid, Event.id).where(Event.id == last_event_id)
-    position = (await session.execute(query)).first()
-    if position is None:
-        if last_event_id is not None:
+        row = (
+            await session.execute(select(Event.txid, Event.id).where(Event.id == last_event_id))
+        ).first()
+        if row is None:
             raise LookupError(f"there is no event {last_event_id}")
-        return Digest(chains_digest({}), None)
-    heads = await _heads_up_to(session, (position[0], position[1]))
+        position = (row[0], row[1])
+    heads = await _heads_up_to(session, position)
     return Digest(chains_digest(heads), position[1])
 
 

@@ -3,7 +3,7 @@
 from collections import Counter
 from datetime import date, datetime
 
-from sqlalchemy import Date, String, cast, func, literal, select, true, union_all
+from sqlalchemy import Date, func, literal, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
@@ -59,10 +59,10 @@ async def _count_at(
     roadmap: str | None,
     known_at: datetime | None,
 ) -> None:
-    days = union_all(
-        *(select(cast(literal(point.isoformat()), String).label("day")) for point in points)
-    ).subquery("days")
-    day = cast(days.c.day, Date)
+    days = union_all(*(select(literal(point, Date).label("day")) for point in points)).subquery(
+        "days"
+    )
+    day = days.c.day
     status_then = (
         select(Event.to_status)
         .where(
