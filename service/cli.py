@@ -1,26 +1,33 @@
-"""The `roadmap` command: serve, migrate, seed."""
+"""The `roadmap` command: serve, migrate, seed, verify, keys, export, import."""
 
 import argparse
 import asyncio
+import atexit
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service import transfer
 from service.audit.verify import digest_as_of, find_digest, verify_chains
 from service.auth import service as auth_service
 from service.auth.roles import Role
 from service.auth.schemas import ApiKeyCreate
 from service.config import Settings
 from service.db import create_engine
-from service.db_url import redacted
+from service.db_url import parse_database_url, redacted
 from service.errors import Problem
+from service.logs import logging_config
 from service.schema_setup import prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
 
@@ -66,6 +73,17 @@ def run_against_database(settings: Settings, work: Callable[[AsyncEngine], Await
         return asyncio.run(_run())
     except (TimeoutError, DBAPIError, OSError) as exc:
         fail(f"cannot use the database at {redacted(settings.database_url)}: {_reason(exc)}")
+    except CommandError as exc:  # e.g. a schema revision this version does not know
+        fail(f"cannot migrate the database at {redacted(settings.database_url)}: {exc}")
+
+
+def require_existing_database(settings: Settings) -> None:
+    """Commands that only read or manage an existing database must not create an empty SQLite
+    file from a mistyped path."""
+    url = parse_database_url(settings.database_url)
+    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if on_disk and not Path(url.database or "").exists():
+        fail(f"no database at {url.database} (run `roadmap migrate` to create one)")
 
 
 def _prepare(settings: Settings, *, migrate: bool, seed: bool) -> None:
@@ -92,6 +110,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # that was there before it; a no-op handler turns that into a clean exit with status 0,
     # which is what orchestrators expect of a requested stop.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    # Request metrics of every worker are aggregated through files in one directory
+    # (prometheus_client's multiprocess mode); it must be set before the workers import.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir is None:
+        metrics_dir = tempfile.mkdtemp(prefix="roadmap-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -99,7 +124,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         workers=args.workers or settings.web_concurrency,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_format, settings.log_level),
+        access_log=False,  # service.logs writes one line per request instead
         proxy_headers=True,
+        # In-flight requests get this long after SIGTERM; live streams are closed at once.
+        timeout_graceful_shutdown=8,
     )
 
 
@@ -132,6 +161,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     settings = load_settings()
+    require_existing_database(settings)
 
     async def verify(engine: AsyncEngine) -> bool:
         async with AsyncSession(engine) as session:
@@ -169,6 +199,7 @@ async def _check_digest(session: AsyncSession, digest: str, at: int | None) -> b
 
 def cmd_keys(args: argparse.Namespace) -> None:
     settings = load_settings()
+    require_existing_database(settings)
 
     async def keys(engine: AsyncEngine) -> None:
         async with AsyncSession(engine, expire_on_commit=False) as session:
@@ -199,6 +230,33 @@ def cmd_keys(args: argparse.Namespace) -> None:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    path = Path(args.file)
+    try:
+        transfer.check_export_source(settings.database_url)
+        with transfer.written_in_place(path) as out:
+            summary = run_against_database(
+                settings, lambda engine: transfer.export_database(engine, out)
+            )
+    except transfer.TransferError as exc:
+        fail(f"export failed, no file written: {exc}")
+    print(f"exported {summary.describe()} to {path}; audit digest {summary.digest}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    try:
+        export = transfer.read_export(Path(args.file))
+        summary = run_against_database(
+            settings,
+            lambda engine: transfer.import_database(engine, settings.database_url, export),
+        )
+    except transfer.TransferError as exc:
+        fail(f"import refused, nothing written: {exc}")
+    print(f"imported {summary.describe()}; audit digest {summary.digest}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key at once, on every worker")
     revoke.add_argument("name")
     keys.set_defaults(handler=cmd_keys)
+
+    export = commands.add_parser(
+        "export", help="write the whole database but API keys to one JSON file"
+    )
+    export.add_argument("file", help="the file to write (replaced if it exists)")
+    export.set_defaults(handler=cmd_export)
+
+    import_ = commands.add_parser(
+        "import", help="load an export into an empty database, migrating it first"
+    )
+    import_.add_argument("file", help="a file written by `roadmap export`")
+    import_.set_defaults(handler=cmd_import)
     return parser
 
 

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     )
     env: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     migrate_on_start: bool = True
     require_if_match: bool = False

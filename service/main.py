@@ -19,6 +19,7 @@ from service.errors import install_problem_handlers, problem_responses
 from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
+from service.logs import RequestLog
 from service.metrics import RequestMetrics
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Idempotent-Replayed"],
         )
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestLog)  # outermost: its id and timing cover everything inside
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Every API route reads at least as a reader; writes add their own role on top.

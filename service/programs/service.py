@@ -75,22 +75,23 @@ class LockedProgram(ProgramRow):
     head_hash: str | None = None
 
 
-def progress_by_program(today: date) -> Subquery:
-    """Milestone counts per programme, as of `today`, in one grouped subquery."""
+def progress_by_program(today: date, *, code: str | None = None) -> Subquery:
+    """Milestone counts per programme, as of `today`, in one grouped subquery (for one
+    programme only when `code` is given, so a single read does not count everyone's)."""
     still_open = Milestone.done_date.is_(None)
-    return (
-        select(
-            Milestone.program_id.label("program_id"),
-            func.count().label("total"),
-            func.count(Milestone.done_date).label("done"),
-            func.count(case((and_(still_open, Milestone.due_date < today), 1))).label("overdue"),
-            func.min(
-                case((and_(still_open, Milestone.due_date >= today), Milestone.due_date))
-            ).label("next_due_date"),
-        )
-        .group_by(Milestone.program_id)
-        .subquery("progress")
-    )
+    query = select(
+        Milestone.program_id.label("program_id"),
+        func.count().label("total"),
+        func.count(Milestone.done_date).label("done"),
+        func.count(case((and_(still_open, Milestone.due_date < today), 1))).label("overdue"),
+        func.min(case((and_(still_open, Milestone.due_date >= today), Milestone.due_date))).label(
+            "next_due_date"
+        ),
+    ).group_by(Milestone.program_id)
+    if code is not None:
+        one = select(Program.id).where(Program.code == code).scalar_subquery()
+        query = query.where(Milestone.program_id == one)
+    return query.subquery("progress")
 
 
 def _progress_columns(progress: Subquery) -> tuple[Any, ...]:
@@ -191,7 +192,7 @@ async def _rows(
 async def get_program(
     session: AsyncSession, code: str, point: PointInTime | None = None
 ) -> ProgramRow:
-    progress = progress_by_program(today_utc())
+    progress = progress_by_program(today_utc(), code=code)
     query = _select_programs(progress).where(Program.code == code)
     if point is not None:
         query = _with_status_then(query, point)
@@ -251,7 +252,7 @@ async def lock_program(
         await session.execute(
             update(Program).where(Program.code == code).values(version=Program.version)
         )
-    progress = progress_by_program(today_utc())
+    progress = progress_by_program(today_utc(), code=code)
     row = (
         await session.execute(
             _select_programs(progress)
