@@ -16,7 +16,7 @@ from service.milestones.schemas import (
     MilestoneList,
     MilestoneUpdate,
 )
-from service.programs.router import IfMatchHeader, ProgramCode, actor_of, required_if_match
+from service.programs.router import IfMatchDep, ProgramCode, actor_of
 from service.programs.service import get_program, program_read, today_utc
 
 router = APIRouter(prefix="/programs/{code}/milestones", tags=["milestones"])
@@ -46,11 +46,9 @@ async def add_milestone(
     editor: EditorDep,
     request: Request,
     session: SessionDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    if_match = required_if_match(request, if_match)
-
     async def work() -> tuple[MilestoneChange, dict[str, str]]:
         milestone, _, event = await service.add_milestone(
             session, code, data, actor_of(editor, None), if_match=if_match
@@ -81,11 +79,9 @@ async def update_milestone(
     editor: EditorDep,
     request: Request,
     session: SessionDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    if_match = required_if_match(request, if_match)
-
     async def work() -> tuple[MilestoneChange, dict[str, str]]:
         milestone, _, event = await service.update_milestone(
             session, code, milestone_id, data, actor_of(editor, None), if_match=if_match

@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
@@ -39,6 +39,16 @@ IfMatchHeader = Annotated[
 ]
 
 
+async def if_match_precondition(request: Request, if_match: IfMatchHeader = None) -> str | None:
+    """The If-Match a change carries; with ROADMAP_REQUIRE_IF_MATCH it must carry one."""
+    if if_match is None and request.app.state.settings.require_if_match:
+        raise PreconditionRequired(
+            "This server requires If-Match with the programme's ETag on every change."
+        )
+    return if_match
+
+
+IfMatchDep = Annotated[str | None, Depends(if_match_precondition)]
 AsOfQuery = Annotated[
     date | None,
     Query(description="Show programmes as they stood at the end of this day (effective dates)."),
@@ -66,14 +76,6 @@ def actor_of(editor: Caller, claimed: str | None) -> Actor:
     """The key's name is the actor; what the client says goes only into `on_behalf_of`."""
     assert editor.name is not None  # EditorDep admits named keys only
     return Actor(name=editor.name, on_behalf_of=claimed)
-
-
-def required_if_match(request: Request, if_match: str | None) -> str | None:
-    if if_match is None and request.app.state.settings.require_if_match:
-        raise PreconditionRequired(
-            "This server requires If-Match with the programme's ETag on every change."
-        )
-    return if_match
 
 
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
@@ -167,11 +169,9 @@ async def update_program(
     editor: EditorDep,
     request: Request,
     session: SessionDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    if_match = required_if_match(request, if_match)
-
     async def work() -> tuple[ProgramPatchResult, dict[str, str]]:
         row, event = await service.update_program(
             session, code, data, actor_of(editor, data.actor), if_match=if_match
@@ -197,11 +197,9 @@ async def transition_program(
     editor: EditorDep,
     request: Request,
     session: SessionDep,
-    if_match: IfMatchHeader = None,
+    if_match: IfMatchDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    if_match = required_if_match(request, if_match)
-
     async def work() -> tuple[ProgramChange, dict[str, str]]:
         row, event = await service.transition_program(
             session, code, transition, actor_of(editor, transition.actor), if_match=if_match
