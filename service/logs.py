@@ -1,5 +1,6 @@
-"""Logs: one JSON line per request on stdout, JSON for application logs too (ROADMAP_LOG_FORMAT
-=text for humans), and a request id accepted from the proxy or made up, echoed back.
+"""Logs and request observation: one JSON line per request on stdout (and a Prometheus sample),
+JSON for application logs too (ROADMAP_LOG_FORMAT=text for humans), and a request id accepted
+from the proxy or made up, echoed back.
 
 Secrets never reach a log line: the request line names the key (its name, not its token) and
 no header or body is logged.
@@ -13,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.metrics import route_template
+from service.metrics import record_request, route_template
 
 REQUEST_ID_HEADER = b"x-request-id"
 # What we accept from a proxy as a request id: short, printable, no room for log injection.
@@ -63,7 +64,8 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestLog:
-    """Tags each request with an id (X-Request-ID), echoes it, and logs one line when done."""
+    """Tags each request with an id (X-Request-ID), echoes it, and when done logs one line and
+    records the request's metrics (service.metrics)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -97,6 +99,7 @@ class RequestLog:
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
+            record_request(scope["method"], fields["route"], status, fields["duration_ms"] / 1000)
             key = scope.get("state", {}).get("caller_name")
             if key:
                 fields["key"] = key

@@ -20,7 +20,6 @@ from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
 from service.logs import RequestLog
-from service.metrics import RequestMetrics
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
@@ -74,8 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["ETag", "Location", "Idempotent-Replayed"],
         )
-    app.add_middleware(RequestMetrics)
-    app.add_middleware(RequestLog)  # outermost: its id and timing cover everything inside
+    app.add_middleware(RequestLog)  # outermost: its id, timing and metrics cover everything
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Every API route reads at least as a reader; writes add their own role on top.

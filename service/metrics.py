@@ -7,7 +7,6 @@ prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by the C
 """
 
 import os
-import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -23,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from service.db import SessionDep
 from service.programs.models import Program
@@ -46,31 +45,9 @@ def route_template(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
-class RequestMetrics:
-    """Counts and times every HTTP request, labelled by the route that served it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = route_template(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+def record_request(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
 
 
 class _Snapshot(Collector):
