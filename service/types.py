@@ -11,7 +11,8 @@ from sqlalchemy.types import TypeDecorator
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntegerPK = BigInteger().with_variant(Integer(), "sqlite")
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# None is stored as SQL NULL, not as the JSON value null, so `IS NULL` finds it.
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
