@@ -27,7 +27,7 @@ from service.config import Settings
 from service.db import create_engine
 from service.db_url import parse_database_url, redacted
 from service.errors import Problem
-from service.logs import logging_config
+from service.log_config import logging_config
 from service.schema_setup import prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
 

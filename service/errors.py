@@ -122,13 +122,21 @@ def _describe_validation_error(error: dict[str, Any]) -> dict[str, Any]:
     return {"loc": list(error.get("loc", ())), "msg": error.get("msg"), "type": error.get("type")}
 
 
+def _summary(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+    if error["type"] == "json_invalid":
+        return "the body is not valid JSON"
+    if error["type"] == "model_attributes_type" and error["loc"] == ["body"]:
+        return "the body must be a JSON object (send Content-Type: application/json)"
+    return f"{where}: {error['msg']}"
+
+
 async def _handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_describe_validation_error(e) for e in exc.errors()]
-    fields = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors)
     return problem_response(
         422,
-        f"The request is not valid: {fields}",
+        "The request is not valid: " + "; ".join(_summary(e) for e in errors)[:1000],
         type_="urn:roadmap:problem:validation",
         title="Invalid request",
         errors=errors,

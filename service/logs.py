@@ -10,7 +10,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,37 +20,6 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 logger = logging.getLogger("roadmap.requests")
-
-
-def logging_config(log_format: str, level: str) -> dict[str, Any]:
-    """A dictConfig for the service and uvicorn, applied in every worker."""
-    formatter: dict[str, Any] = (
-        {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": "time",  # ISO 8601, UTC
-        }
-        if log_format == "json"
-        else {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}
-    )
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"default": formatter},
-        "handlers": {
-            "stdout": {
-                "class": "logging.StreamHandler",
-                "formatter": "default",
-                "stream": "ext://sys.stdout",
-            }
-        },
-        "root": {"handlers": ["stdout"], "level": level.upper()},
-        "loggers": {
-            "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
-            "uvicorn.access": {"handlers": [], "propagate": False},  # replaced by ours
-        },
-    }
 
 
 def _request_id(scope: Scope) -> str:

@@ -213,3 +213,14 @@ async def test_sigterm_closes_live_streams_and_exits_cleanly(
         assert server.process.wait(timeout=10) == 0
     finally:
         server.stop(signal.SIGKILL)
+
+
+async def test_a_single_worker_reports_request_metrics(live_database: str, tmp_path: Path) -> None:
+    server = start_server(live_database, tmp_path / "one.log", workers=1)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            await http.get(f"{API}/workflow")
+            text = (await http.get("/metrics")).text
+        assert 'roadmap_http_requests_total{method="GET",route="/workflow",status="200"}' in text
+    finally:
+        assert server.stop() == 0

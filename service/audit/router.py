@@ -1,11 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
 from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
 from service.audit.service import event_read
 from service.audit.verify import digest_as_of, verify_chains
+from service.caching import ViewETag
 from service.db import SessionDep
 from service.errors import problem_responses
 from service.pagination import DEFAULT_LIMIT, LimitQuery
@@ -19,6 +20,8 @@ EVENT_KINDS = ("created", "status_changed", "updated")
 @router.get("/events", response_model=EventFeedPage, responses=problem_responses(422))
 async def list_events(
     session: SessionDep,
+    response: Response,
+    etag: ViewETag,
     after: Annotated[
         str | None, Query(max_length=200, description="The next_cursor of the previous page")
     ] = None,
@@ -28,6 +31,7 @@ async def list_events(
 ) -> EventFeedPage:
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""
+    response.headers["ETag"] = etag
     rows, position = await read_feed(
         session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
     )

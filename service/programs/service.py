@@ -199,7 +199,10 @@ async def get_program(
     rows = await _rows(session, query, point)
     if not rows:
         if point is not None:
-            raise NotFound(f"Programme {code!r} did not exist on {point.as_of}, or does not exist.")
+            known = f" as recorded by {point.known_at.isoformat()}" if point.known_at else ""
+            raise NotFound(
+                f"Programme {code!r} has no status on {point.as_of}{known}, or does not exist."
+            )
         raise NotFound(f"There is no programme with code {code!r}.")
     return rows[0]
 

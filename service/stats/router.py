@@ -48,7 +48,10 @@ async def timeline(
     known_at: KnownAtQuery = None,
 ) -> TimelineRead:
     """Programmes in each state at the end of each interval: a cumulative-flow diagram."""
-    points = interval_ends(start, end or today_utc(), interval)
+    last = end or today_utc()
+    if start > last:
+        raise InvalidInput(f"start {start} is after end {last}.")
+    points = interval_ends(start, last, interval)
     if len(points) > service.MAX_POINTS:
         raise InvalidInput(
             f"{len(points)} points is too many (at most {service.MAX_POINTS}); "
