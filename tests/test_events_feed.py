@@ -3,7 +3,10 @@
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from service.db import create_engine
 from service.programs.schemas import TransitionRequest
 from service.programs.service import Actor, transition_program
 from service.workflow import Status
@@ -81,3 +84,23 @@ async def test_an_event_committed_late_is_not_skipped(
     after_commit, _ = await read_all(client, cursor)
     delivered = while_open + after_commit
     assert sorted(delivered) == sorted([late_event.id, quick.json()["event"]["id"]])
+
+
+async def test_a_long_transaction_in_another_database_does_not_hold_the_feed(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """Transaction ids are shared by every database of a PostgreSQL server; only this
+    database's running transactions may hold the feed back."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server's databases share transaction ids; SQLite has none")
+    elsewhere = create_engine(
+        make_url(database_url).set(database="postgres").render_as_string(False)
+    )
+    async with elsewhere.connect() as other:
+        await other.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, stays open
+        _, cursor = await read_all(client, None)
+        await create_program(client, "not_held_back")
+        new, _ = await read_all(client, cursor)
+        assert len(new) == 1
+        await other.rollback()
+    await elsewhere.dispose()

@@ -7,18 +7,19 @@ A commits a moment later.
 
 The feed is therefore ordered by (txid, id), where txid is the id of the transaction that wrote
 the event (PostgreSQL's ``pg_current_xact_id()``, stored by the column default), and a poll only
-returns events whose txid is below the xmin of the poll's own snapshot: every transaction with
-a smaller id has finished, committed or not, so no event can later appear *behind* a position
-the feed has already handed out. The cursor is the (txid, id) of the last event returned.
-The price is latency, not correctness: a long-open transaction anywhere on the server holds the
-feed back until it ends.
+returns events whose txid is below the horizon of the poll's own snapshot — the oldest
+transaction of this database still running then: every transaction with a smaller id has
+finished, committed or not, so no event can later appear *behind* a position the feed has
+already handed out. The cursor is the (txid, id) of the last event returned. The price is
+latency, not correctness: a long-open writing transaction in this database holds the feed back
+until it ends.
 
 On SQLite the database admits one writer at a time and an event's id is assigned inside that
 write transaction, so ids are already in commit order; txid is 0 there and the filter is not
 needed.
 """
 
-from sqlalchemy import BigInteger, ColumnElement, String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, and_, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
@@ -40,14 +41,31 @@ def encode_feed_cursor(position: tuple[int, int]) -> str:
     return encode_cursor(*position)
 
 
+# The feed horizon on PostgreSQL: the smallest transaction id still running in *this* database
+# as of the statement's snapshot, or the snapshot's xmax when none is. Transactions of other
+# databases on the same server are left out (they never write our events), so a long
+# transaction elsewhere does not hold the feed back. A running xid whose database cannot be
+# told (its session just ended, or its row is hidden from us) counts as ours: that can only
+# delay an event, never skip one. pg_stat_activity shows 32-bit xids, the snapshot 64-bit ones.
+_HORIZON: ColumnElement[int] = literal_column(
+    """(SELECT least(
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+        (SELECT min(running::text::bigint)
+           FROM pg_snapshot_xip(pg_current_snapshot()) AS running
+          WHERE NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity AS other
+             WHERE other.datname <> current_database()
+               AND other.backend_xid IS NOT NULL
+               AND other.backend_xid::text::bigint = running::text::bigint % 4294967296))))"""
+)
+
+
 def settled_filter(session: AsyncSession) -> ColumnElement[bool] | None:
-    """Only events whose writing transaction, and every older one, has finished."""
+    """Only events whose writing transaction, and every older one of this database, has
+    finished."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    snapshot_xmin = cast(
-        cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), String), BigInteger
-    )
-    return Event.txid < snapshot_xmin
+    return Event.txid < _HORIZON
 
 
 async def read_feed(
