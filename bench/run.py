@@ -39,6 +39,7 @@ from benchlib.tools import (
     find_pgbench,
     find_py_spy,
     find_wrk,
+    load_average,
 )
 
 
@@ -74,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3, 1
         args.page_requests, args.page_budget = 10, 3
-        args.export_budget = min(args.export_budget, 90)
+        args.export_budget = min(args.export_budget, 30)
         args.profile_seconds = min(args.profile_seconds, 5)
     host = args.pg.split("@")[-1].split(":")[0].split("/")[0]
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -167,6 +168,7 @@ def run_benchmark(args: argparse.Namespace) -> Results:
             if not server.alive():
                 raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")
         outcome["ok"] = True
+        results.notes.append(f"load average at the end of the run: {load_average()}")
         say("done; stopping the servers and dropping the databases")
     return results
 

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class WrkResult:
     count_409: int
     count_other: int
     starved: int
+    cpu_ms_per_request: float = float("nan")  # the server worker's CPU time, set by the caller
 
     @property
     def rps(self) -> float:
@@ -168,6 +170,7 @@ class PageTiming:
     samples_ms: list[float] = field(default_factory=list)
     items: int | None = None
     note: str = ""
+    cpu_ms: float | None = None  # the server worker's CPU per timed request
 
     @property
     def available(self) -> bool:
@@ -182,41 +185,75 @@ class PageTiming:
         return percentile(self.samples_ms, 90)
 
 
-def time_page(
+def _items_in(answer: httpx.Response) -> int | None:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        return len(body["items"])
+    return None
+
+
+def time_pages(
     client: httpx.Client,
-    url: str,
+    urls: list[str],
     *,
     count: int,
     budget_s: float,
     headers: dict[str, str] | None = None,
-) -> PageTiming:
-    """Two untimed requests, then up to `count` timed ones within `budget_s` (at least one)."""
-    try:
-        first = client.get(url, headers=headers)
-    except httpx.TimeoutException:
-        return PageTiming(status=0, note="timed out")
-    if first.status_code != 200:
-        return PageTiming(status=first.status_code, note=first.text[:200])
-    items = None
-    try:
-        body = first.json()
-        if isinstance(body, dict) and isinstance(body.get("items"), list):
-            items = len(body["items"])
-    except ValueError:
-        pass
-    client.get(url, headers=headers)
-    timing = PageTiming(status=200, items=items)
-    deadline = time.monotonic() + budget_s
-    while len(timing.samples_ms) < count and (not timing.samples_ms or time.monotonic() < deadline):
-        started = time.perf_counter()
-        answer = client.get(url, headers=headers)
-        elapsed = (time.perf_counter() - started) * 1000
-        if answer.status_code != 200:
-            timing.status = answer.status_code
-            timing.note = f"HTTP {answer.status_code} during timing"
+    cpu_seconds: Callable[[], float] | None = None,
+) -> list[PageTiming]:
+    """Sequential requests on one connection, alternating between `urls` so that both sides of
+    a ratio see the same moments of a noisy machine.
+
+    Untimed warm-up rounds first (at least 5 and 1 s, at most 50): the first executions of a
+    statement are slower (SQLAlchemy's statement cache, asyncpg's prepared statements,
+    PostgreSQL's plan choice), and a ratio must compare warm with warm. Then up to `count`
+    timed requests per URL within `budget_s` per URL (at least one each). With `cpu_seconds`
+    (the server's CPU clock), each timing also says how much of a request was the server's own
+    CPU, the rest being the database and the client.
+    """
+    timings: list[PageTiming] = []
+    for url in urls:
+        try:
+            first = client.get(url, headers=headers)
+        except httpx.TimeoutException:
+            timings.append(PageTiming(status=0, note="timed out"))
+            continue
+        if first.status_code != 200:
+            timings.append(PageTiming(status=first.status_code, note=first.text[:200]))
+        else:
+            timings.append(PageTiming(status=200, items=_items_in(first)))
+    live = [i for i, timing in enumerate(timings) if timing.status == 200]
+    warm_until = time.monotonic() + 1.0
+    for number in range(50):
+        if number >= 5 and time.monotonic() > warm_until:
             break
-        timing.samples_ms.append(elapsed)
-    return timing
+        for i in live:
+            client.get(urls[i], headers=headers)
+    cpu_ms = dict.fromkeys(live, 0.0)
+    deadline = time.monotonic() + budget_s * len(live)
+    for number in range(count):
+        if number and time.monotonic() > deadline:
+            break
+        for i in list(live):
+            cpu_before = cpu_seconds() if cpu_seconds else 0.0
+            started = time.perf_counter()
+            answer = client.get(urls[i], headers=headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if cpu_seconds:
+                cpu_ms[i] += 1000 * (cpu_seconds() - cpu_before)
+            if answer.status_code != 200:
+                timings[i].status = answer.status_code
+                timings[i].note = f"HTTP {answer.status_code} during timing"
+                live.remove(i)
+                continue
+            timings[i].samples_ms.append(elapsed)
+    for i, total in cpu_ms.items():
+        if cpu_seconds and timings[i].samples_ms:
+            timings[i].cpu_ms = total / len(timings[i].samples_ms)
+    return timings
 
 
 @dataclass(frozen=True)

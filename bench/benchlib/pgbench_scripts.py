@@ -1,10 +1,11 @@
 """pgbench scripts: one transition as the service and as the anchor send it to PostgreSQL.
 
 The service's statements were copied from the PostgreSQL log (`ALTER DATABASE … SET
-log_statement = 'all'`, one POST …/transitions) on 2026-11-28, schema revision 0004: the key
-lookup in its own transaction, then the programme locked with its roadmap code, its progress
-over milestones and its newest event's hash, the event inserted, the programme updated, commit.
-If the service's queries change, log them again the same way and update this file.
+log_statement = 'all'` before the service starts, then one POST …/transitions) on 2026-11-28;
+schema revisions 0004 and 0005 send the same: the key lookup in its own transaction, then the
+programme locked with its roadmap code, its progress over milestones and its newest event's
+hash, the event inserted, the programme updated, commit. If the service's queries change, log
+them again the same way and update this file.
 
 Each pgbench client owns its own programmes (client_id + clients × n), like the wrk script's
 connections, so the database sees the same lock pattern: none shared between clients.

@@ -13,7 +13,7 @@ import base64
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -36,11 +36,11 @@ from benchlib.load import (
     run_pgbench,
     run_wrk,
     stream_export,
-    time_page,
+    time_pages,
 )
 from benchlib.profiling import finish_recording, start_recording, summarise
 from benchlib.report import Comparison, Results, Scaling
-from benchlib.servers import Server, create_api_key, memory_of
+from benchlib.servers import Server, cpu_seconds, create_api_key, memory_of
 
 API = "/api/v1"
 TIMELINE = f"{API}/stats/timeline?start=2021-01-01&end=2024-12-31&interval=quarter"
@@ -76,17 +76,29 @@ class Run:
         return {"Authorization": f"Bearer {self.key}"}
 
     def wrk_run(
-        self, server: Server, path: str, scenario: str, script_args: list[str], seconds: float
+        self,
+        server: Server,
+        path: str,
+        scenario: str,
+        script_args: list[str],
+        seconds: float,
+        *,
+        connections: int | None = None,
     ) -> WrkResult:
-        return run_wrk(
+        """One wrk run; the result carries the worker's CPU milliseconds per request."""
+        cpu_before = cpu_seconds(server.pid)
+        connections = connections or self.args.connections
+        result = run_wrk(
             self.wrk,
             server.url + path,
             lua_script(self.workdir, scenario),
-            threads=self.args.threads,
-            connections=self.args.connections,
+            threads=min(self.args.threads, connections),
+            connections=connections,
             seconds=seconds,
             script_args=script_args,
         )
+        cpu = cpu_seconds(server.pid) - cpu_before
+        return replace(result, cpu_ms_per_request=1000 * cpu / max(result.requests, 1))
 
 
 @dataclass(frozen=True)
@@ -119,15 +131,24 @@ def alternate(run: Run, comparison: Comparison, service: Side, anchor: Side) -> 
         )
 
 
-def profile_while(run: Run, label: str, side: Side) -> None:
+def profile_while(
+    run: Run, name: str, label: str, side: Side, *, connections: int | None = None
+) -> None:
     """py-spy on the service worker while wrk drives `side` (not counted in the results)."""
     if run.py_spy is None:
         return
     seconds = run.args.profile_seconds
     run.args.profile_dir.mkdir(parents=True, exist_ok=True)
-    output = run.args.profile_dir / f"{label.split()[0].strip('()')}.txt"
+    output = run.args.profile_dir / f"{name}.txt"
     recorder = start_recording(run.py_spy, run.service.pid, seconds, output)
-    run.wrk_run(run.service, side.path, side.scenario, side.script_args(), seconds + 2)
+    run.wrk_run(
+        run.service,
+        side.path,
+        side.scenario,
+        side.script_args(),
+        seconds + 2,
+        connections=connections,
+    )
     message = finish_recording(recorder, timeout=seconds + 60)
     if not output.exists():
         run.say(f"py-spy wrote nothing for {label}: {message[-300:]}")
@@ -168,8 +189,8 @@ def reads(run: Run) -> None:
     )
     alternate(run, listing, list_service, list_anchor)
     alternate(run, one, one_service, one_anchor)
-    profile_while(run, "(a) list of programmes", list_service)
-    profile_while(run, "(b) one programme", one_service)
+    profile_while(run, "a_list", "(a) list of programmes", list_service)
+    profile_while(run, "b_one", "(b) one programme", one_service)
 
 
 def create_programmes(run: Run) -> None:
@@ -192,20 +213,24 @@ def grow_history(run: Run, total: int) -> None:
     run.say(f"history: {report.total:,} events ({report.added:,} loaded in {report.seconds:.0f} s)")
 
 
-def time_path(run: Run, path: str) -> PageTiming:
+def time_paths(run: Run, *paths: str) -> list[PageTiming]:
+    """Sequential requests on one connection, alternating between `paths`; with the key only
+    if a path needs one."""
+    pid = run.service.pid
+    timings: list[PageTiming] = []
     with httpx.Client(base_url=run.service.url, timeout=120) as client:
-        timing = time_page(
-            client, path, count=run.args.page_requests, budget_s=run.args.page_budget
-        )
-        if timing.status in (401, 403):
-            timing = time_page(
+        for headers in (None, run.auth):
+            timings = time_pages(
                 client,
-                path,
+                list(paths),
                 count=run.args.page_requests,
                 budget_s=run.args.page_budget,
-                headers=run.auth,
+                headers=headers,
+                cpu_seconds=lambda: cpu_seconds(pid),
             )
-    return timing
+            if not any(timing.status in (401, 403) for timing in timings):
+                break
+    return timings
 
 
 def write_states(run: Run) -> Path:
@@ -251,7 +276,13 @@ def transitions(run: Run) -> None:
         lambda: [str(i) for i in range(1, ANCHOR_ROWS + 1)],
     )
     alternate(run, comparison, service, anchor)
-    profile_while(run, "(c) transitions", service)
+    run.results.notes.append(
+        f"(c) the anchor's transitions rotate over its {ANCHOR_ROWS} rows from "
+        f"{run.args.connections} connections, so some wait for another's row lock; the "
+        f"service's are spread over {run.args.programmes} programmes, none shared between "
+        "connections. This favours the service."
+    )
+    profile_while(run, "c_transition", "(c) transitions", service)
 
 
 def database_limit(run: Run) -> None:
@@ -305,26 +336,34 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
     grow_history(run, args.events)
     events = count_events(run.pg, run.service_db)
     txid, event_id = feed_position_from_end(run.pg, run.service_db, 150)
+    feed_start, feed_end = time_paths(
+        run,
+        f"{API}/events?limit=100&after={cursor(0, 0)}",
+        f"{API}/events?limit=100&after={cursor(txid, event_id)}",
+    )
     feed = Scaling(
         "d",
         f"feed page `GET {API}/events?limit=100&after=…` ({events:,} events)",
         "from the start",
         "150 events before the end",
         1.3,
-        small=time_path(run, f"{API}/events?limit=100&after={cursor(0, 0)}"),
-        large=time_path(run, f"{API}/events?limit=100&after={cursor(txid, event_id)}"),
+        small=feed_start,
+        large=feed_end,
     )
     code, newest = longest_history(run.pg, run.service_db)
+    history_start, history_end = time_paths(
+        run,
+        f"{API}/programs/{code}/history?limit=100",
+        f"{API}/programs/{code}/history?limit=100&cursor={cursor(newest - 150)}",
+    )
     history = Scaling(
         "d",
         f"history page `GET {API}/programs/{{code}}/history?limit=100` ({newest:,} events)",
         "first page",
         "page 150 before the newest",
         1.3,
-        small=time_path(run, f"{API}/programs/{code}/history?limit=100"),
-        large=time_path(
-            run, f"{API}/programs/{code}/history?limit=100&cursor={cursor(newest - 150)}"
-        ),
+        small=history_start,
+        large=history_end,
     )
     timeline = Scaling(
         "e",
@@ -333,9 +372,17 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
         f"{events:,} events",
         2.0,
         small=small_timeline,
-        large=time_path(run, TIMELINE),
+        large=time_paths(run, TIMELINE)[0],
     )
     run.results.scaling += [feed, history, timeline]
+    if timeline.available:
+        profile_while(
+            run,
+            "e_timeline",
+            f"(e) timeline over {events:,} events, one connection",
+            Side(TIMELINE, "report", list),
+            connections=1,
+        )
     run.say(
         f"(d) feed {feed.ratio:.2f}, history {history.ratio:.2f}; (e) timeline {timeline.row()}"
     )
@@ -351,10 +398,15 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
 
 
 def run_all(run: Run) -> None:
+    run.results.notes.append(
+        "both servers run one uvicorn worker with their defaults (uvloop, httptools, access "
+        "log at info, to a file); the service's database pool is left at its default "
+        "(ROADMAP_DB_POOL_SIZE unset), the anchor's asyncpg pool holds up to 16 connections"
+    )
     reads(run)
     create_programmes(run)
     grow_history(run, run.args.small_events)
-    small_timeline = time_path(run, TIMELINE)
+    small_timeline = time_paths(run, TIMELINE)[0]
     run.say(f"(e) timeline over {run.args.small_events:,} events: HTTP {small_timeline.status}")
     transitions(run)
     database_limit(run)

@@ -72,6 +72,10 @@ class Comparison:
         return f"{_ms(p50)} / {_ms(p99)}"
 
     @staticmethod
+    def cpu(runs: list[WrkResult]) -> float:
+        return _median([run.cpu_ms_per_request for run in runs])
+
+    @staticmethod
     def non_2xx(runs: list[WrkResult]) -> int:
         return sum(run.non_2xx for run in runs)
 
@@ -91,7 +95,8 @@ class Comparison:
             f"| {self.key} | {self.title} | {self.rps(self.service):,.0f} | "
             f"{self.rps(self.anchor):,.0f} | **{self.ratio:.2f}x** | ≥ {self.goal:.1f}x | "
             f"{self.verdict()} | {self.latency(self.service)} | {self.latency(self.anchor)} | "
-            f"{self.non_2xx(self.service)} / {self.non_2xx(self.anchor)} |"
+            f"{self.non_2xx(self.service)} / {self.non_2xx(self.anchor)} | "
+            f"{_ms(self.cpu(self.service))} / {_ms(self.cpu(self.anchor))} |"
         )
 
     def detail(self) -> str:
@@ -143,9 +148,10 @@ class Scaling:
             if not timing.available:
                 return f"HTTP {timing.status}" if timing.status else timing.note or "failed"
             items = f", {timing.items} items" if timing.items is not None else ""
+            cpu = f", worker CPU {timing.cpu_ms:.1f} ms" if timing.cpu_ms is not None else ""
             return (
                 f"{_ms(timing.p50_ms)} ms (p90 {_ms(timing.p90_ms)}, "
-                f"n={len(timing.samples_ms)}{items})"
+                f"n={len(timing.samples_ms)}{items}{cpu})"
             )
 
         unavailable = any(
@@ -231,8 +237,9 @@ class Results:
             "### Service against the anchor (medians over rounds; S and A alternated)",
             "",
             "| | request | service req/s | anchor req/s | ratio | goal | verdict | "
-            "service p50 / p99 ms | anchor p50 / p99 ms | non-2xx S / A |",
-            "|---|---|---:|---:|---:|---|---|---:|---:|---:|",
+            "service p50 / p99 ms | anchor p50 / p99 ms | non-2xx S / A | "
+            "worker CPU ms/request S / A |",
+            "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
             *[comparison.row() for comparison in self.comparisons],
             "",
             *[comparison.detail() for comparison in self.comparisons],

@@ -162,6 +162,22 @@ def memory_of(pid: int) -> Memory:
     return Memory(rss_mb=values["VmRSS"], peak_mb=values["VmHWM"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, all its threads: nanoseconds from the scheduler
+    (/proc/PID/task/*/schedstat), or clock ticks (/proc/PID/stat) where that is missing."""
+    try:
+        return (
+            sum(
+                int(stat.read_text().split()[0])
+                for stat in Path(f"/proc/{pid}/task").glob("*/schedstat")
+            )
+            / 1e9
+        )
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak(pid: int) -> bool:
     """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs; needs privileges)."""
     try:

@@ -172,12 +172,16 @@ def _commit() -> str:
     return f"commit {head.stdout.strip()}{suffix}"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was besides the run."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def describe_machine(wrk: str) -> Machine:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "unknown"
     wrk_version = tool_version([wrk, "--version"]).split("Copyright")[0].strip()
     return Machine(
         when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -187,5 +191,5 @@ def describe_machine(wrk: str) -> Machine:
         python=platform.python_version(),
         wrk=wrk_version,
         commit=_commit(),
-        load_average=load,
+        load_average=load_average(),
     )

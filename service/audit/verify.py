@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.chain import chains_digest, first_broken_link
@@ -118,7 +118,7 @@ class Digest:
 
 async def _heads_up_to(session: AsyncSession, position: tuple[int, int]) -> dict[str, str]:
     txid, event_id = position
-    at_or_before = or_(Event.txid < txid, and_(Event.txid == txid, Event.id <= event_id))
+    at_or_before = tuple_(Event.txid, Event.id) <= tuple_(txid, event_id)
     newest = (
         select(Event.program_id, func.max(Event.seq)).where(at_or_before).group_by(Event.program_id)
     )
