@@ -11,7 +11,7 @@ the cost grows with programmes × points, not with the length of the history.
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
@@ -25,12 +25,15 @@ def known_by(known_at: datetime | None) -> list[ColumnElement[bool]]:
     return [] if known_at is None else [Event.recorded_at <= known_at]
 
 
-def status_seq_as_of(
-    day: date | ColumnElement[Any], known_at: datetime | None
-) -> ScalarSelect[int]:
-    """Correlated: the seq of the programme's status event in force at the end of `day`."""
+def status_event_as_of(
+    column: SQLColumnExpression[Any],
+    day: date | ColumnElement[Any],
+    known_at: datetime | None,
+) -> Select[Any]:
+    """`column` of the programme's status event in force at the end of `day`; the caller
+    correlates it with the programmes (and the days) it is evaluated for."""
     return (
-        select(Event.seq)
+        select(column)
         .where(
             Event.program_id == Program.id,
             Event.kind.in_(STATUS_EVENT_KINDS),
@@ -39,9 +42,14 @@ def status_seq_as_of(
         )
         .order_by(Event.effective_date.desc(), Event.seq.desc())
         .limit(1)
-        .correlate(Program)
-        .scalar_subquery()
     )
+
+
+def status_seq_as_of(
+    day: date | ColumnElement[Any], known_at: datetime | None
+) -> ScalarSelect[int]:
+    """Correlated: the seq of the programme's status event in force at the end of `day`."""
+    return status_event_as_of(Event.seq, day, known_at).correlate(Program).scalar_subquery()
 
 
 async def descriptive_fields_as_of(

@@ -7,7 +7,7 @@ from sqlalchemy import Date, func, literal, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
-from service.programs.asof import STATUS_EVENT_KINDS, known_by
+from service.programs.asof import status_event_as_of
 from service.programs.models import Program
 from service.programs.service import PointInTime, list_programs
 from service.roadmaps.models import Roadmap
@@ -62,17 +62,8 @@ async def _count_at(
     days = union_all(*(select(literal(point, Date).label("day")) for point in points)).subquery(
         "days"
     )
-    day = days.c.day
     status_then = (
-        select(Event.to_status)
-        .where(
-            Event.program_id == Program.id,
-            Event.kind.in_(STATUS_EVENT_KINDS),
-            Event.effective_date <= day,
-            *known_by(known_at),
-        )
-        .order_by(Event.effective_date.desc(), Event.seq.desc())
-        .limit(1)
+        status_event_as_of(Event.to_status, days.c.day, known_at)
         .correlate(Program, days)
         .scalar_subquery()
     )
