@@ -60,10 +60,6 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
-    @property
-    def async_database_url(self) -> str:
-        return normalise_database_url(self.database_url)
-
 
 @lru_cache
 def get_settings() -> Settings:

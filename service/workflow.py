@@ -50,7 +50,6 @@ STATES: tuple[State, ...] = (
 )
 
 _STATE_BY_STATUS = {state.name: state for state in STATES}
-TERMINAL_STATUSES = frozenset(state.name for state in STATES if state.terminal)
 
 _NAMED_TRANSITIONS: tuple[Transition, ...] = (
     Transition("coordinate", Status.DRAFT, Status.COORDINATED),

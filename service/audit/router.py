@@ -14,8 +14,6 @@ from service.schemas import Text
 
 router = APIRouter(tags=["history"])
 
-EVENT_KINDS = ("created", "status_changed", "updated")
-
 
 @router.get("/events", response_model=EventFeedPage, responses=problem_responses(422))
 async def list_events(
