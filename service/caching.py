@@ -1,25 +1,45 @@
-"""Conditional GET for computed views: an ETag from a cheap fingerprint of the data, checked
-before the view is computed, so a dashboard polling every few seconds costs one small query.
+"""Conditional GET and cached answers for reads, both validated against the database on every
+request, so that neither can be stale on any worker.
 
-The fingerprint must change whenever any answer could: every event bumps its programme's
-version, so the sum of versions moves on every committed change to programmes, their history
-and milestones (unlike max(events.id), it cannot miss a transaction that commits late);
-progress reports and roadmaps are counted. The UTC date is part of it because milestone states
-(overdue) and default as-of dates move at midnight.
+A read names what its answer is computed from, its *validator*, which a cheap query reads
+before the answer is computed: the programme's version for one programme; for computed views,
+a fingerprint of all the data. Every event bumps its programme's version, so the sum of
+versions moves on every committed change to programmes, their history and milestones (unlike
+max(events.id), it cannot miss a transaction that commits late); nothing is ever deleted, and
+progress reports and roadmaps are counted. The UTC date is part of every validator because
+milestone states (overdue) and default as-of dates move at midnight.
+
+With the validator the read answers 304 when the client's ETag is current, or the answer this
+worker rendered last time for the same request and validator. The cache is an optimisation
+private to each worker, never a source of truth: a validator read from the database decides
+every hit. Validators only grow, so an entry for an older one is never hit again; the cache is
+bounded in bytes and drops the least recently used.
 """
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated
 
+from cachetools import LRUCache
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from service.audit.service import utc_now
 from service.conditions import if_none_match_hits
-from service.db import SessionDep
+from service.db import fetch_first, single_statements
 from service.programs.models import Program
 from service.roadmaps.models import ProgressReport, Roadmap
+
+# Built once: a statement object reused across requests keeps its memoised cache key, so
+# SQLAlchemy neither rebuilds nor recompiles it.
+FINGERPRINT = select(
+    select(func.coalesce(func.sum(Program.version), 0)).scalar_subquery(),
+    select(func.count()).select_from(Program).scalar_subquery(),
+    select(func.count()).select_from(ProgressReport).scalar_subquery(),
+    select(func.count()).select_from(Roadmap).scalar_subquery(),
+)
 
 
 class NotModified(Exception):
@@ -28,33 +48,103 @@ class NotModified(Exception):
         self.etag = etag
 
 
-async def data_fingerprint(session: SessionDep) -> str:
-    counts = (
-        await session.execute(
-            select(
-                select(func.coalesce(func.sum(Program.version), 0)).scalar_subquery(),
-                select(func.count()).select_from(Program).scalar_subquery(),
-                select(func.count()).select_from(ProgressReport).scalar_subquery(),
-                select(func.count()).select_from(Roadmap).scalar_subquery(),
-            )
+@dataclass(frozen=True)
+class View:
+    """One answer: the request that asks for it (`key`), the data it is computed from
+    (`validator`) and its entity tag."""
+
+    key: str
+    validator: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    validator: str
+    body: bytes
+    etag: str
+
+
+def json_answer(body: bytes, etag: str) -> Response:
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+class ViewCache:
+    """The answers this worker rendered last, by request, each with its validator."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._entries: LRUCache[str, _Entry] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: len(entry.body) + len(entry.validator)
         )
-    ).one()
-    return ".".join(str(count) for count in counts) + f".{utc_now().date().isoformat()}"
+
+    def get(self, view: View) -> Response | None:
+        entry = self._entries.get(view.key)
+        if entry is None or entry.validator != view.validator:
+            return None
+        return json_answer(entry.body, entry.etag)
+
+    def put(self, view: View, answer: BaseModel) -> Response:
+        body = answer.__pydantic_serializer__.to_json(answer)
+        entry = _Entry(view.validator, body, view.etag)
+        if len(body) < self._entries.maxsize:
+            self._entries[view.key] = entry
+        return json_answer(body, view.etag)
 
 
-async def view_etag(request: Request, session: SessionDep) -> str:
-    """A weak ETag for this view of the data; 304 (via NotModified) if the client has it."""
-    fingerprint = await data_fingerprint(session)
+def view_key(request: Request) -> str:
     # The query string is part of the view (filters, as_of, cursor ...).
-    view = f"{request.url.path}?{request.url.query}|{fingerprint}"
-    etag = f'W/"{hashlib.sha256(view.encode()).hexdigest()[:32]}"'
+    return f"{request.url.path}?{request.url.query}"
+
+
+def weak_etag(what: str) -> str:
+    return f'W/"{hashlib.sha256(what.encode()).hexdigest()[:32]}"'
+
+
+def today_tag() -> str:
+    return utc_now().date().isoformat()
+
+
+async def data_fingerprint(request: Request) -> str:
+    counts = await fetch_first(single_statements(request), FINGERPRINT)
+    assert counts is not None
+    return ".".join(str(count) for count in counts) + f".{today_tag()}"
+
+
+def check_not_modified(request: Request, etag: str) -> None:
     header = request.headers.get("if-none-match")
     if header is not None and if_none_match_hits(header, etag):
         raise NotModified(etag)
-    return etag
 
 
-ViewETag = Annotated[str, Depends(view_etag)]
+@dataclass(frozen=True)
+class CachedView:
+    """A computed view's validator, for the route: answer from `hit()` if there is one, else
+    compute the answer and return `answer(model)`."""
+
+    view: View
+    cache: ViewCache
+
+    @property
+    def etag(self) -> str:
+        return self.view.etag
+
+    def hit(self) -> Response | None:
+        return self.cache.get(self.view)
+
+    def answer(self, model: BaseModel) -> Response:
+        return self.cache.put(self.view, model)
+
+
+async def computed_view(request: Request) -> CachedView:
+    """A weak ETag for this view of all the data; 304 (via NotModified) if the client has it."""
+    key = view_key(request)
+    fingerprint = await data_fingerprint(request)
+    view = View(key, fingerprint, weak_etag(f"{key}|{fingerprint}"))
+    check_not_modified(request, view.etag)
+    return CachedView(view, request.app.state.view_cache)
+
+
+ComputedView = Annotated[CachedView, Depends(computed_view)]
 
 
 async def not_modified_response(_request: Request, exc: Exception) -> Response:

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=16, ge=1, le=200)
     migrate_on_start: bool = True
     require_if_match: bool = False
     require_auth_for_reads: bool = False
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default="", description="Comma-separated origins allowed by CORS; empty: CORS off"
     )
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
+    view_cache_mb: int = Field(
+        default=16, ge=0, le=1024, description="Per-worker cache of rendered reads; 0: off"
+    )
     # The names container platforms set; no ROADMAP_ prefix.
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
     web_concurrency: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")

@@ -1,10 +1,10 @@
 """The ORM base, the engine and the session dependency."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event
+from sqlalchemy import Executable, MetaData, Row, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,19 +42,41 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
     url = normalise_database_url(database_url)
     if is_sqlite(database_url):
         engine = create_async_engine(url)
         _configure_sqlite(engine)
         return engine
+    # Connections beyond the pool are opened for a burst and closed when returned: a few
+    # absorb a spike, but many would mean opening a connection per request under load.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=False
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool in autocommit mode, for reads that are one statement: a statement is its
+    own snapshot, so the BEGIN and ROLLBACK round trips around it would buy nothing."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def single_statements(request: Request) -> AsyncEngine:
+    """The app's engine for reads of one statement (see autocommit_engine)."""
+    engine: AsyncEngine = request.app.state.autocommit_engine
+    return engine
+
+
+async def fetch_first(
+    engine: AsyncEngine, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Row[Any] | None:
+    """The first row of one statement, run on its own in autocommit (see autocommit_engine)."""
+    async with engine.connect() as connection:
+        return (await connection.execute(statement, params)).first()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

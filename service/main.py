@@ -12,9 +12,9 @@ from service.audit.router import router as events_router
 from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
 from service.auth.router import router as keys_router
-from service.caching import NotModified, not_modified_response
+from service.caching import NotModified, ViewCache, not_modified_response
 from service.config import Settings, get_settings
-from service.db import create_engine, create_sessionmaker
+from service.db import autocommit_engine, create_engine, create_sessionmaker
 from service.errors import install_problem_handlers, problem_responses
 from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.autocommit_engine = autocommit_engine(engine)
+        app.state.view_cache = ViewCache(max_bytes=settings.view_cache_mb * 2**20)
         purger = asyncio.create_task(purge_idempotency_keys_periodically(app))
         try:
             yield

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth.roles import Role, role_allows
 from service.auth.service import authenticate
-from service.db import SessionDep
+from service.db import single_statements
 from service.errors import Forbidden, Unauthorized
 
 # Declares the scheme in the OpenAPI document; the header is checked below, so that a
@@ -33,7 +33,6 @@ def _unauthorized(detail: str, error: str | None = None) -> Unauthorized:
 
 async def get_caller(
     request: Request,
-    session: SessionDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Caller:
     header = request.headers.get("authorization")
@@ -44,14 +43,13 @@ async def get_caller(
         raise _unauthorized(
             "The Authorization header must be `Bearer <API key>`.", "invalid_request"
         )
-    key = await authenticate(session, token.strip())
-    # End the lookup's transaction here, so the request's own work starts a fresh one (on
-    # SQLite a write transaction must not begin with an older read, see lock_program).
-    await session.commit()
+    # Outside the request's own transaction (which on SQLite must not begin with an older
+    # read, see lock_program), and without one for anonymous readers.
+    key = await authenticate(single_statements(request), token.strip())
     if key is None:
         raise _unauthorized("The API key is unknown or revoked.", "invalid_token")
     request.state.caller_name = key.name  # for idempotency scopes and the request log
-    return Caller(name=key.name, role=Role(key.role))
+    return Caller(name=key.name, role=key.role)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

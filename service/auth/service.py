@@ -1,10 +1,11 @@
 """Creating, listing, revoking and checking API keys."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.audit.service import utc_now
 from service.auth.models import ApiKey
@@ -49,18 +50,36 @@ async def revoke_key(session: AsyncSession, name: str) -> ApiKey:
     return key
 
 
-async def authenticate(session: AsyncSession, token: str) -> ApiKey | None:
+@dataclass(frozen=True)
+class KeyHolder:
+    name: str
+    role: Role
+
+
+KEY_BY_ID = select(
+    ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.secret_hash, ApiKey.last_used_at, ApiKey.revoked_at
+).where(ApiKey.key_id == bindparam("key_id"))
+
+
+async def authenticate(engine: AsyncEngine, token: str) -> KeyHolder | None:
     """The live key a token belongs to, or None. Looked up on every request, so a revocation
-    takes effect at once on every worker."""
+    takes effect at once on every worker.
+
+    `engine` runs in autocommit (db.autocommit_engine): the lookup is one statement, and the
+    occasional last_used_at refresh commits on its own, apart from the request's work.
+    """
     parsed = parse_key(token)
     if parsed is None:
         return None
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_id == parsed.key_id))
-    if key is None or key.revoked_at is not None:
-        return None
-    if not secret_matches(parsed.secret, key.secret_hash):
-        return None
-    now = utc_now()
-    if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return key
+    async with engine.connect() as connection:
+        key = (await connection.execute(KEY_BY_ID, {"key_id": parsed.key_id})).first()
+        if key is None or key.revoked_at is not None:
+            return None
+        if not secret_matches(parsed.secret, key.secret_hash):
+            return None
+        now = utc_now()
+        if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
+            await connection.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
+    return KeyHolder(key.name, Role(key.role))

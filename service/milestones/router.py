@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from service.audit.service import event_read
 from service.auth.dependencies import EditorDep
-from service.caching import ViewETag
+from service.caching import ComputedView
 from service.conditions import etag_for_version
 from service.db import SessionDep
 from service.errors import problem_responses
@@ -25,13 +25,14 @@ MilestoneId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("", response_model=MilestoneList, responses=problem_responses(404))
-async def list_milestones(
-    code: ProgramCode, session: SessionDep, response: Response, etag: ViewETag
-) -> MilestoneList:
-    response.headers["ETag"] = etag
+async def list_milestones(code: ProgramCode, session: SessionDep, view: ComputedView) -> Response:
+    if (cached := view.hit()) is not None:
+        return cached
     today = today_utc()
     milestones = await service.list_milestones(session, code)
-    return MilestoneList(items=[service.milestone_read(m, code, today) for m in milestones])
+    return view.answer(
+        MilestoneList(items=[service.milestone_read(m, code, today) for m in milestones])
+    )
 
 
 @router.post(

@@ -6,10 +6,17 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
 from service.auth.dependencies import Caller, EditorDep
-from service.caching import ViewETag
-from service.conditions import etag_for_version, if_none_match_hits
-from service.db import SessionDep
-from service.errors import InvalidInput, PreconditionRequired, problem_responses
+from service.caching import (
+    ComputedView,
+    View,
+    ViewCache,
+    check_not_modified,
+    today_tag,
+    view_key,
+)
+from service.conditions import etag_for_version
+from service.db import SessionDep, single_statements
+from service.errors import InvalidInput, NotFound, PreconditionRequired, problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs import service
@@ -81,8 +88,7 @@ def actor_of(editor: Caller, claimed: str | None) -> Actor:
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
 async def list_programs(
     session: SessionDep,
-    response: Response,
-    etag: ViewETag,
+    view: ComputedView,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     sector: Annotated[Text | None, Query(max_length=100)] = None,
     roadmap: Annotated[Text | None, Query(max_length=64)] = None,
@@ -95,8 +101,9 @@ async def list_programs(
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
-) -> ProgramPage:
-    response.headers["ETag"] = etag
+) -> Response:
+    if (cached := view.hit()) is not None:
+        return cached
     after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await service.list_programs(
         session,
@@ -110,7 +117,9 @@ async def list_programs(
         point=point_in_time(as_of, known_at),
     )
     next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
-    return ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
+    return view.answer(
+        ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
+    )
 
 
 @router.post(
@@ -142,20 +151,30 @@ async def get_program(
     code: ProgramCode,
     request: Request,
     session: SessionDep,
-    response: Response,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
-) -> ProgramRead | Response:
+) -> Response:
     point = point_in_time(as_of, known_at)
+    # Its version decides whether the client's copy or this worker's last answer will do.
+    version = await service.current_version(single_statements(request), code)
+    if version is None:
+        raise NotFound(f"There is no programme with code {code!r}.")
+    view = program_view(request, version, point)
+    check_not_modified(request, view.etag)
+    cache: ViewCache = request.app.state.view_cache
+    if (cached := cache.get(view)) is not None:
+        return cached
     row = await service.get_program(session, code, point)
-    # The strong ETag is the one If-Match checks; an as-of view is another representation.
-    etag = etag_for_version(row.program.version)
+    # A change may have committed since the version was read: tag the answer with its own.
+    return cache.put(program_view(request, row.program.version, point), program_read(row))
+
+
+def program_view(request: Request, version: int, point: PointInTime | None) -> View:
+    """The strong ETag is the one If-Match checks; an as-of view is another representation."""
+    etag = etag_for_version(version)
     if point is not None:
-        etag = f'W/"{row.program.version}-{point.as_of}-{point.known_at}"'
-    if if_none_match_hits(request.headers.get("if-none-match") or "", etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    response.headers["ETag"] = etag
-    return program_read(row)
+        etag = f'W/"{version}-{point.as_of}-{point.known_at}"'
+    return View(view_key(request), f"{version}.{today_tag()}", etag)
 
 
 @router.patch(
@@ -214,14 +233,16 @@ async def transition_program(
 async def program_history_page(
     code: ProgramCode,
     session: SessionDep,
-    response: Response,
-    etag: ViewETag,
+    view: ComputedView,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
-) -> EventPage:
-    response.headers["ETag"] = etag
+) -> Response:
+    if (cached := view.hit()) is not None:
+        return cached
     program = (await service.get_program(session, code)).program
     after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
     rows = await program_history(session, program_id=program.id, after_seq=after_seq, limit=limit)
     next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
-    return EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
+    return view.answer(
+        EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
+    )

@@ -4,14 +4,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Subquery, and_, case, func, select, update
+from sqlalchemy import Date, Select, String, Subquery, and_, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.audit.models import Event
 from service.audit.service import append_event, utc_now
 from service.conditions import etag_for_version, if_match_passes
+from service.db import fetch_first
 from service.errors import (
     Conflict,
     InvalidInput,
@@ -75,23 +76,33 @@ class LockedProgram(ProgramRow):
     head_hash: str | None = None
 
 
-def progress_by_program(today: date, *, code: str | None = None) -> Subquery:
-    """Milestone counts per programme, as of `today`, in one grouped subquery (for one
-    programme only when `code` is given, so a single read does not count everyone's)."""
+# The statements below are built once, with these parameters: a statement object reused
+# across requests keeps its memoised cache key, so SQLAlchemy neither rebuilds nor recompiles
+# it. Pass {"today": today_utc()} (and "code") when executing them.
+TODAY = bindparam("today", type_=Date())
+CODE = bindparam("code", type_=String())
+
+
+def _progress_by_program(*, one: bool) -> Subquery:
+    """Milestone counts per programme as of TODAY, in one grouped subquery (for the programme
+    with CODE only when `one`, so a single read does not count everyone's)."""
     still_open = Milestone.done_date.is_(None)
     query = select(
         Milestone.program_id.label("program_id"),
         func.count().label("total"),
         func.count(Milestone.done_date).label("done"),
-        func.count(case((and_(still_open, Milestone.due_date < today), 1))).label("overdue"),
-        func.min(case((and_(still_open, Milestone.due_date >= today), Milestone.due_date))).label(
+        func.count(case((and_(still_open, Milestone.due_date < TODAY), 1))).label("overdue"),
+        func.min(case((and_(still_open, Milestone.due_date >= TODAY), Milestone.due_date))).label(
             "next_due_date"
         ),
     ).group_by(Milestone.program_id)
-    if code is not None:
-        one = select(Program.id).where(Program.code == code).scalar_subquery()
-        query = query.where(Milestone.program_id == one)
+    if one:
+        program_id = select(Program.id).where(Program.code == CODE).scalar_subquery()
+        query = query.where(Milestone.program_id == program_id)
     return query.subquery("progress")
+
+
+PROGRESS_BY_PROGRAM = _progress_by_program(one=False)
 
 
 def _progress_columns(progress: Subquery) -> tuple[Any, ...]:
@@ -149,6 +160,16 @@ def _select_programs(progress: Subquery) -> Select[Any]:
     )
 
 
+PROGRAMS = _select_programs(PROGRESS_BY_PROGRAM)
+PROGRAM_BY_CODE = _select_programs(_progress_by_program(one=True)).where(Program.code == CODE)
+# With the hash of its newest event, under the row lock (see lock_program).
+LOCKED_PROGRAM_BY_CODE = (
+    PROGRAM_BY_CODE.add_columns(Event.hash)
+    .outerjoin(Event, (Event.program_id == Program.id) & (Event.seq == Program.version))
+    .with_for_update(of=Program)
+)
+
+
 # The event that gave a programme its status at a point in time (one alias, so that the join
 # and a status filter refer to the same thing).
 STATUS_THEN = aliased(Event, name="status_then")
@@ -168,7 +189,7 @@ def _with_status_then(query: Select[Any], point: PointInTime) -> Select[Any]:
 
 
 async def _rows(
-    session: AsyncSession, query: Select[Any], point: PointInTime | None
+    session: AsyncSession, query: Select[Any], params: dict[str, Any], point: PointInTime | None
 ) -> list[ProgramRow]:
     """Run a programmes query (with the status-then join when `point` is given)."""
     rows = [
@@ -178,7 +199,7 @@ async def _rows(
             _progress_of(*row[2:6]),
             status_then=(row[6], row[7]) if point is not None else None,
         )
-        for row in await session.execute(query)
+        for row in await session.execute(query, params)
     ]
     if point is not None and rows:
         earlier = await descriptive_fields_as_of(
@@ -192,11 +213,8 @@ async def _rows(
 async def get_program(
     session: AsyncSession, code: str, point: PointInTime | None = None
 ) -> ProgramRow:
-    progress = progress_by_program(today_utc(), code=code)
-    query = _select_programs(progress).where(Program.code == code)
-    if point is not None:
-        query = _with_status_then(query, point)
-    rows = await _rows(session, query, point)
+    query = PROGRAM_BY_CODE if point is None else _with_status_then(PROGRAM_BY_CODE, point)
+    rows = await _rows(session, query, {"code": code, "today": today_utc()}, point)
     if not rows:
         if point is not None:
             known = f" as recorded by {point.known_at.isoformat()}" if point.known_at else ""
@@ -205,6 +223,15 @@ async def get_program(
             )
         raise NotFound(f"There is no programme with code {code!r}.")
     return rows[0]
+
+
+VERSION_BY_CODE = select(Program.version).where(Program.code == bindparam("code"))
+
+
+async def current_version(engine: AsyncEngine, code: str) -> int | None:
+    """The programme's version as committed now, by one indexed lookup outside a transaction."""
+    row = await fetch_first(engine, VERSION_BY_CODE, {"code": code})
+    return None if row is None else int(row[0])
 
 
 async def list_programs(
@@ -219,10 +246,8 @@ async def list_programs(
     overdue: bool | None = None,
     point: PointInTime | None = None,
 ) -> list[ProgramRow]:
-    progress = progress_by_program(today_utc())
-    query = (
-        _select_programs(progress).where(Program.id > after_id).order_by(Program.id).limit(limit)
-    )
+    progress = PROGRESS_BY_PROGRAM
+    query = PROGRAMS.where(Program.id > after_id).order_by(Program.id).limit(limit)
     if point is not None:
         query = _with_status_then(query, point)
     if status is not None:
@@ -238,7 +263,7 @@ async def list_programs(
     if overdue is not None:
         has_overdue = func.coalesce(progress.c.overdue, 0) > 0
         query = query.where(has_overdue if overdue else ~has_overdue)
-    return await _rows(session, query, point)
+    return await _rows(session, query, {"today": today_utc()}, point)
 
 
 async def lock_program(
@@ -255,16 +280,8 @@ async def lock_program(
         await session.execute(
             update(Program).where(Program.code == code).values(version=Program.version)
         )
-    progress = progress_by_program(today_utc(), code=code)
-    row = (
-        await session.execute(
-            _select_programs(progress)
-            .add_columns(Event.hash)
-            .outerjoin(Event, (Event.program_id == Program.id) & (Event.seq == Program.version))
-            .where(Program.code == code)
-            .with_for_update(of=Program)
-        )
-    ).first()
+    params = {"code": code, "today": today_utc()}
+    row = (await session.execute(LOCKED_PROGRAM_BY_CODE, params)).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
     program = row[0]

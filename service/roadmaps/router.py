@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from service.auth.dependencies import AdminDep, EditorDep
-from service.caching import ViewETag
+from service.caching import ComputedView
 from service.db import SessionDep
 from service.errors import problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
@@ -24,9 +24,10 @@ RoadmapCode = Annotated[Text, Path(max_length=64)]
 
 
 @router.get("", response_model=RoadmapList)
-async def list_roadmaps(session: SessionDep, response: Response, etag: ViewETag) -> RoadmapList:
-    response.headers["ETag"] = etag
-    return RoadmapList(items=await service.list_roadmaps(session))
+async def list_roadmaps(session: SessionDep, view: ComputedView) -> Response:
+    if (cached := view.hit()) is not None:
+        return cached
+    return view.answer(RoadmapList(items=await service.list_roadmaps(session)))
 
 
 @router.post("", response_model=RoadmapRead, status_code=201, responses=problem_responses(409))
@@ -45,21 +46,19 @@ async def create_roadmap(
 
 
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
-async def get_roadmap(
-    code: RoadmapCode, session: SessionDep, response: Response, etag: ViewETag
-) -> RoadmapRead:
+async def get_roadmap(code: RoadmapCode, session: SessionDep, view: ComputedView) -> Response:
     """The roadmap with its programmes counted by status, its milestones and latest progress."""
-    response.headers["ETag"] = etag
-    return await service.get_roadmap(session, code)
+    if (cached := view.hit()) is not None:
+        return cached
+    return view.answer(await service.get_roadmap(session, code))
 
 
 @router.get("/{code}/progress", response_model=ProgressReportList, responses=problem_responses(404))
-async def list_progress(
-    code: RoadmapCode, session: SessionDep, response: Response, etag: ViewETag
-) -> ProgressReportList:
+async def list_progress(code: RoadmapCode, session: SessionDep, view: ComputedView) -> Response:
     """Dated statements of how much of the roadmap is done, oldest first."""
-    response.headers["ETag"] = etag
-    return ProgressReportList(items=await service.list_progress(session, code))
+    if (cached := view.hit()) is not None:
+        return cached
+    return view.answer(ProgressReportList(items=await service.list_progress(session, code)))
 
 
 @router.post(

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.service import utc_now
 from service.errors import Conflict, InvalidInput, NotFound
 from service.programs.models import Program
-from service.programs.service import progress_by_program, today_utc
+from service.programs.service import PROGRESS_BY_PROGRAM, today_utc
 from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.schemas import (
     ProgressReportCreate,
@@ -52,7 +52,7 @@ async def _counts_by_status(
 async def _milestones_by_roadmap(
     session: AsyncSession, roadmap_ids: list[int]
 ) -> dict[int, RoadmapMilestones]:
-    progress = progress_by_program(today_utc())
+    progress = PROGRESS_BY_PROGRAM
     rows = await session.execute(
         select(
             Program.roadmap_id,
@@ -62,7 +62,8 @@ async def _milestones_by_roadmap(
         )
         .join(progress, progress.c.program_id == Program.id)
         .where(Program.roadmap_id.in_(roadmap_ids))
-        .group_by(Program.roadmap_id)
+        .group_by(Program.roadmap_id),
+        {"today": today_utc()},
     )
     totals = defaultdict(lambda: RoadmapMilestones(total=0, done=0, overdue=0))
     for roadmap_id, total, done, overdue in rows:

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from service.caching import ViewETag
+from service.caching import ComputedView
 from service.db import SessionDep
 from service.errors import InvalidInput, problem_responses
 from service.programs.router import AsOfQuery, KnownAtQuery, point_in_time
@@ -21,33 +21,36 @@ RoadmapFilter = Annotated[Text | None, Query(max_length=64)]
 @router.get("/summary", response_model=SummaryRead)
 async def summary(
     session: SessionDep,
-    response: Response,
-    etag: ViewETag,
+    view: ComputedView,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
     roadmap: RoadmapFilter = None,
-) -> SummaryRead:
+) -> Response:
     """Programmes by status (every state, zeros included) and by sector, at the end of `as_of`
     (default today, UTC)."""
+    if (cached := view.hit()) is not None:
+        return cached
     point = point_in_time(as_of or today_utc(), known_at)
     assert point is not None
     total, by_status, by_sector = await service.summary(session, point, roadmap)
-    response.headers["ETag"] = etag
-    return SummaryRead(as_of=point.as_of, total=total, by_status=by_status, by_sector=by_sector)
+    return view.answer(
+        SummaryRead(as_of=point.as_of, total=total, by_status=by_status, by_sector=by_sector)
+    )
 
 
 @router.get("/timeline", response_model=TimelineRead)
 async def timeline(
     session: SessionDep,
-    response: Response,
-    etag: ViewETag,
+    view: ComputedView,
     start: Annotated[date, Query(description="First day")],
     end: Annotated[date | None, Query(description="Last day (default today, UTC)")] = None,
     interval: Interval = Interval.MONTH,
     roadmap: RoadmapFilter = None,
     known_at: KnownAtQuery = None,
-) -> TimelineRead:
+) -> Response:
     """Programmes in each state at the end of each interval: a cumulative-flow diagram."""
+    if (cached := view.hit()) is not None:
+        return cached
     last = end or today_utc()
     if start > last:
         raise InvalidInput(f"start {start} is after end {last}.")
@@ -58,8 +61,9 @@ async def timeline(
             "use a longer interval or a shorter range."
         )
     counts = await service.timeline(session, points, roadmap=roadmap, known_at=known_at)
-    response.headers["ETag"] = etag
-    return TimelineRead(
-        interval=interval.value,
-        points=[TimelinePoint(date=day, by_status=counts[day]) for day in points],
+    return view.answer(
+        TimelineRead(
+            interval=interval.value,
+            points=[TimelinePoint(date=day, by_status=counts[day]) for day in points],
+        )
     )
