@@ -86,9 +86,12 @@ class ViewCache:
     def put(self, view: View, answer: BaseModel) -> Response:
         body = answer.__pydantic_serializer__.to_json(answer)
         entry = _Entry(view.validator, body, view.etag)
-        if len(body) < self._entries.maxsize:
+        if self._entries.getsizeof(entry) <= self._entries.maxsize:
             self._entries[view.key] = entry
         return json_answer(body, view.etag)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def view_key(request: Request) -> str:
