@@ -25,6 +25,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.service import utc_now
 from service.conditions import if_none_match_hits
@@ -122,10 +123,15 @@ def check_not_modified(request: Request, etag: str) -> None:
 @dataclass(frozen=True)
 class CachedView:
     """A computed view's validator, for the route: answer from `hit()` if there is one, else
-    compute the answer and return `answer(model)`."""
+    compute the answer in `session()` and return `answer(model)`."""
 
     view: View
     cache: ViewCache
+    sessions: async_sessionmaker[AsyncSession]
+
+    def session(self) -> AsyncSession:
+        """A session for computing the answer: opened only on a miss, as a hit needs none."""
+        return self.sessions()
 
     @property
     def etag(self) -> str:
@@ -144,7 +150,7 @@ async def computed_view(request: Request) -> CachedView:
     fingerprint = await data_fingerprint(request)
     view = View(key, fingerprint, weak_etag(f"{key}|{fingerprint}"))
     check_not_modified(request, view.etag)
-    return CachedView(view, request.app.state.view_cache)
+    return CachedView(view, request.app.state.view_cache, request.app.state.sessionmaker)
 
 
 ComputedView = Annotated[CachedView, Depends(computed_view)]

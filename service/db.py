@@ -59,6 +59,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def open_session(request: Request) -> AsyncSession:
+    """A session for work a route may not need to do: a read answered from the cache (see
+    service.caching) needs none, and creating one for every request costs."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker()
+
+
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
     """The same pool in autocommit mode, for reads that are one statement: a statement is its
     own snapshot, so the BEGIN and ROLLBACK round trips around it would buy nothing."""

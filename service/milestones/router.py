@@ -25,11 +25,12 @@ MilestoneId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("", response_model=MilestoneList, responses=problem_responses(404))
-async def list_milestones(code: ProgramCode, session: SessionDep, view: ComputedView) -> Response:
+async def list_milestones(code: ProgramCode, view: ComputedView) -> Response:
     if (cached := view.hit()) is not None:
         return cached
     today = today_utc()
-    milestones = await service.list_milestones(session, code)
+    async with view.session() as session:
+        milestones = await service.list_milestones(session, code)
     return view.answer(
         MilestoneList(items=[service.milestone_read(m, code, today) for m in milestones])
     )

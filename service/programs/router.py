@@ -15,7 +15,7 @@ from service.caching import (
     view_key,
 )
 from service.conditions import etag_for_version
-from service.db import SessionDep, single_statements
+from service.db import SessionDep, open_session, single_statements
 from service.errors import InvalidInput, NotFound, PreconditionRequired, problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
@@ -87,7 +87,6 @@ def actor_of(editor: Caller, claimed: str | None) -> Actor:
 
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
 async def list_programs(
-    session: SessionDep,
     view: ComputedView,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     sector: Annotated[Text | None, Query(max_length=100)] = None,
@@ -105,17 +104,18 @@ async def list_programs(
     if (cached := view.hit()) is not None:
         return cached
     after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
-    rows = await service.list_programs(
-        session,
-        after_id=after_id,
-        limit=limit,
-        status=status_,
-        sector=sector,
-        roadmap=roadmap,
-        q=q,
-        overdue=overdue,
-        point=point_in_time(as_of, known_at),
-    )
+    async with view.session() as session:
+        rows = await service.list_programs(
+            session,
+            after_id=after_id,
+            limit=limit,
+            status=status_,
+            sector=sector,
+            roadmap=roadmap,
+            q=q,
+            overdue=overdue,
+            point=point_in_time(as_of, known_at),
+        )
     next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
     return view.answer(
         ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
@@ -150,7 +150,6 @@ async def create_program(
 async def get_program(
     code: ProgramCode,
     request: Request,
-    session: SessionDep,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
 ) -> Response:
@@ -164,7 +163,8 @@ async def get_program(
     cache: ViewCache = request.app.state.view_cache
     if (cached := cache.get(view)) is not None:
         return cached
-    row = await service.get_program(session, code, point)
+    async with open_session(request) as session:
+        row = await service.get_program(session, code, point)
     # A change may have committed since the version was read: tag the answer with its own.
     return cache.put(program_view(request, row.program.version, point), program_read(row))
 
@@ -232,16 +232,18 @@ async def transition_program(
 @router.get("/{code}/history", response_model=EventPage, responses=problem_responses(404, 422))
 async def program_history_page(
     code: ProgramCode,
-    session: SessionDep,
     view: ComputedView,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     if (cached := view.hit()) is not None:
         return cached
-    program = (await service.get_program(session, code)).program
     after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
-    rows = await program_history(session, program_id=program.id, after_seq=after_seq, limit=limit)
+    async with view.session() as session:
+        program = (await service.get_program(session, code)).program
+        rows = await program_history(
+            session, program_id=program.id, after_seq=after_seq, limit=limit
+        )
     next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
     return view.answer(
         EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)

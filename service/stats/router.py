@@ -4,7 +4,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service.caching import ComputedView
-from service.db import SessionDep
 from service.errors import InvalidInput, problem_responses
 from service.programs.router import AsOfQuery, KnownAtQuery, point_in_time
 from service.programs.service import today_utc
@@ -20,7 +19,6 @@ RoadmapFilter = Annotated[Text | None, Query(max_length=64)]
 
 @router.get("/summary", response_model=SummaryRead)
 async def summary(
-    session: SessionDep,
     view: ComputedView,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
@@ -32,7 +30,8 @@ async def summary(
         return cached
     point = point_in_time(as_of or today_utc(), known_at)
     assert point is not None
-    total, by_status, by_sector = await service.summary(session, point, roadmap)
+    async with view.session() as session:
+        total, by_status, by_sector = await service.summary(session, point, roadmap)
     return view.answer(
         SummaryRead(as_of=point.as_of, total=total, by_status=by_status, by_sector=by_sector)
     )
@@ -40,7 +39,6 @@ async def summary(
 
 @router.get("/timeline", response_model=TimelineRead)
 async def timeline(
-    session: SessionDep,
     view: ComputedView,
     start: Annotated[date, Query(description="First day")],
     end: Annotated[date | None, Query(description="Last day (default today, UTC)")] = None,
@@ -60,7 +58,8 @@ async def timeline(
             f"{len(points)} points is too many (at most {service.MAX_POINTS}); "
             "use a longer interval or a shorter range."
         )
-    counts = await service.timeline(session, points, roadmap=roadmap, known_at=known_at)
+    async with view.session() as session:
+        counts = await service.timeline(session, points, roadmap=roadmap, known_at=known_at)
     return view.answer(
         TimelineRead(
             interval=interval.value,
