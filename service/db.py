@@ -48,11 +48,11 @@ def create_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
         engine = create_async_engine(url)
         _configure_sqlite(engine)
         return engine
-    # Connections beyond the pool are opened for a burst and closed when returned: a few
-    # absorb a spike, but many would mean opening a connection per request under load.
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=False
-    )
+    # No overflow: connections beyond the pool would be opened for a burst and closed again
+    # when returned, i.e. a new connection per request under sustained load. Every use of a
+    # connection is short (streams read page by page), so a request rather waits its turn, and
+    # an operator can count on workers × pool_size connections.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
