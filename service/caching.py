@@ -14,6 +14,12 @@ worker rendered last time for the same request and validator. The cache is an op
 private to each worker, never a source of truth: a validator read from the database decides
 every hit. Validators only grow, so an entry for an older one is never hit again; the cache is
 bounded in bytes and drops the least recently used.
+
+Two limits, by choice. A programme's ETag is its version alone, because that is what If-Match
+compares on a write: a client revalidating it after midnight keeps milestone figures (overdue,
+next due) a day old until the programme next changes (this worker's cache entry does carry the
+day). And "validators only grow" holds for one database: restore or re-create the database
+under running workers and restart them, or their caches may answer for the old one.
 """
 
 import hashlib
@@ -61,9 +67,16 @@ class View:
 
 @dataclass(frozen=True)
 class _Entry:
+    key: str
     validator: str
     body: bytes
     etag: str
+
+    @property
+    def size(self) -> int:
+        # The key counts too (a query string can be long, and unknown parameters make new
+        # keys), and so does what Python spends on the entry and its dict slot.
+        return len(self.key) + len(self.validator) + len(self.body) + len(self.etag) + 400
 
 
 def json_answer(body: bytes, etag: str) -> Response:
@@ -75,7 +88,7 @@ class ViewCache:
 
     def __init__(self, max_bytes: int) -> None:
         self._entries: LRUCache[str, _Entry] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda entry: len(entry.body) + len(entry.validator)
+            maxsize=max_bytes, getsizeof=lambda entry: entry.size
         )
 
     def get(self, view: View) -> Response | None:
@@ -86,8 +99,8 @@ class ViewCache:
 
     def put(self, view: View, answer: BaseModel) -> Response:
         body = answer.__pydantic_serializer__.to_json(answer)
-        entry = _Entry(view.validator, body, view.etag)
-        if self._entries.getsizeof(entry) <= self._entries.maxsize:
+        entry = _Entry(view.key, view.validator, body, view.etag)
+        if entry.size <= self._entries.maxsize:
             self._entries[view.key] = entry
         return json_answer(body, view.etag)
 

@@ -42,6 +42,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
 
+POOL_TIMEOUT_S = 10
+
+
 def create_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
     url = normalise_database_url(database_url)
     if is_sqlite(database_url):
@@ -49,10 +52,17 @@ def create_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
         _configure_sqlite(engine)
         return engine
     # No overflow: connections beyond the pool would be opened for a burst and closed again
-    # when returned, i.e. a new connection per request under sustained load. Every use of a
-    # connection is short (streams read page by page), so a request rather waits its turn, and
-    # an operator can count on workers × pool_size connections.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
+    # when returned, i.e. a new connection per request under sustained load. A request rather
+    # waits its turn (at most POOL_TIMEOUT_S, then 503), which is short because no request
+    # holds a connection while its answer goes out: writes commit first, reads use
+    # open_session, streams read page by page. An operator can count on workers × pool_size.
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_pre_ping=False,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

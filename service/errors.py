@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +144,15 @@ async def _handle_validation_error(_request: Request, exc: Exception) -> JSONRes
     )
 
 
+async def _handle_pool_exhausted(request: Request, _exc: Exception) -> JSONResponse:
+    logger.warning("no database connection came free for %s %s", request.method, request.url.path)
+    return problem_response(
+        503,
+        "The service is busy: no database connection came free in time. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "The server could not complete the request.")
@@ -152,6 +162,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    # SQLAlchemy's TimeoutError: the connection pool stayed exhausted (db.POOL_TIMEOUT_S).
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _handle_pool_exhausted)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

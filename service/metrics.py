@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import Scope
 
-from service.db import SessionDep
+from service.db import open_session
 from service.programs.models import Program
 from service.workflow import STATES
 
@@ -64,14 +64,16 @@ class _Snapshot(Collector):
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(_request: Request, session: SessionDep) -> Response:
+async def metrics(request: Request) -> Response:
     by_status = {state.name.value: 0 for state in STATES}
-    for status, count in await session.execute(
-        select(Program.status, func.count()).group_by(Program.status)
-    ):
-        by_status[status] = count
-    # Every event bumps its programme's version: the sum counts events without scanning them.
-    events = await session.scalar(select(func.coalesce(func.sum(Program.version), 0))) or 0
+    async with open_session(request) as session:
+        for status, count in await session.execute(
+            select(Program.status, func.count()).group_by(Program.status)
+        ):
+            by_status[status] = count
+        # Every event bumps its programme's version: the sum counts events without scanning
+        # them.
+        events = await session.scalar(select(func.coalesce(func.sum(Program.version), 0))) or 0
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

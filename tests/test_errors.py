@@ -1,9 +1,14 @@
 """Every error is application/problem+json, and no stack trace reaches a client."""
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from service import db
+from service.config import Settings
+from service.main import create_app
 from tests.builders import API
+from tests.conftest import is_postgresql
 
 PROBLEM = "application/problem+json"
 
@@ -77,3 +82,21 @@ async def test_nul_characters_are_refused_everywhere(client: httpx.AsyncClient) 
     for attempt in attempts:
         response = await attempt
         assert response.status_code == 422, response.text
+
+
+@pytest.mark.skipif(not is_postgresql(), reason="the pool bound is PostgreSQL's (db.create_engine)")
+async def test_an_exhausted_pool_is_a_503_to_retry(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "POOL_TIMEOUT_S", 0.5)
+    app = create_app(Settings(database_url=database_url, db_pool_size=1))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            async with app.state.engine.connect():  # holds the pool's only connection
+                busy = await http.get(f"{API}/programs")
+            assert busy.status_code == 503
+            assert busy.headers["content-type"] == PROBLEM
+            assert busy.headers["retry-after"] == "1"
+            assert "Traceback" not in busy.text
+            assert (await http.get(f"{API}/programs")).status_code == 200  # free again

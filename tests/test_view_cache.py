@@ -108,19 +108,23 @@ class _Body(BaseModel):
 
 
 def test_the_cache_holds_what_fits_and_only_for_its_validator() -> None:
-    cache = ViewCache(max_bytes=100)
+    cache = ViewCache(max_bytes=1500)  # an entry here costs about 520 bytes
     first = View("/a", "v1", '"1"')
-    cache.put(first, _Body(text="x" * 40))
+    cache.put(first, _Body(text="x" * 100))
     assert cache.get(first) is not None
     assert cache.get(View("/a", "v2", '"2"')) is None  # the data has moved on
 
-    cache.put(View("/b", "v1", '"1"'), _Body(text="y" * 40))
-    cache.put(View("/c", "v1", '"1"'), _Body(text="z" * 40))  # over 100 bytes: /a goes
+    cache.put(View("/b", "v1", '"1"'), _Body(text="y" * 100))
+    cache.put(View("/c", "v1", '"1"'), _Body(text="z" * 100))  # a third is too many: /a goes
     assert cache.get(first) is None
     assert cache.get(View("/c", "v1", '"1"')) is not None
 
+    long_key = View("/e?" + "junk=1&" * 200, "v1", '"1"')  # the key counts against the bound
+    cache.put(long_key, _Body(text="k"))
+    assert cache.get(long_key) is None
+
     too_big = View("/d", "v1", '"1"')
-    answer = cache.put(too_big, _Body(text="w" * 200))
+    answer = cache.put(too_big, _Body(text="w" * 2000))
     assert bytes(answer.body).startswith(b'{"text":"www')  # answered, but not kept
     assert cache.get(too_big) is None
 

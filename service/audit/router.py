@@ -7,7 +7,7 @@ from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, Verif
 from service.audit.service import event_read
 from service.audit.verify import digest_as_of, verify_chains
 from service.caching import check_not_modified, json_answer, view_key, weak_etag
-from service.db import SessionDep
+from service.db import open_session
 from service.errors import problem_responses
 from service.pagination import DEFAULT_LIMIT, LimitQuery
 from service.schemas import Text
@@ -18,7 +18,6 @@ router = APIRouter(tags=["history"])
 @router.get("/events", response_model=EventFeedPage, responses=problem_responses(422))
 async def list_events(
     request: Request,
-    session: SessionDep,
     after: Annotated[
         str | None, Query(max_length=200, description="The next_cursor of the previous page")
     ] = None,
@@ -28,9 +27,10 @@ async def list_events(
 ) -> Response:
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""
-    rows, position = await read_feed(
-        session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
-    )
+    async with open_session(request) as session:
+        rows, position = await read_feed(
+            session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
+        )
     # What a page holds is settled by where it ends, not by the data's fingerprint: an event
     # below the horizon can become visible without any new commit (see audit.feed).
     next_cursor = encode_feed_cursor(position)
@@ -41,9 +41,10 @@ async def list_events(
 
 
 @router.get("/audit/verify", response_model=VerifyRead)
-async def verify_history(session: SessionDep) -> VerifyRead:
+async def verify_history(request: Request) -> VerifyRead:
     """Recompute every programme's hash chain and report the first bad event of each."""
-    report = await verify_chains(session)
+    async with open_session(request) as session:
+        report = await verify_chains(session)
     return VerifyRead(
         ok=report.ok,
         programs_checked=report.programs_checked,
@@ -53,8 +54,9 @@ async def verify_history(session: SessionDep) -> VerifyRead:
 
 
 @router.get("/audit/digest", response_model=DigestRead)
-async def history_digest(session: SessionDep) -> DigestRead:
+async def history_digest(request: Request) -> DigestRead:
     """One digest over every chain's head as of the newest settled event. Keep it with its
     last_event_id; `roadmap verify --digest D --at ID` later proves nothing before it changed."""
-    digest = await digest_as_of(session)
+    async with open_session(request) as session:
+        digest = await digest_as_of(session)
     return DigestRead(digest=digest.digest, last_event_id=digest.last_event_id)

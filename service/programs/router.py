@@ -11,7 +11,6 @@ from service.caching import (
     View,
     ViewCache,
     check_not_modified,
-    today_tag,
     view_key,
 )
 from service.conditions import etag_for_version
@@ -29,7 +28,7 @@ from service.programs.schemas import (
     ProgramUpdate,
     TransitionRequest,
 )
-from service.programs.service import Actor, PointInTime, program_read
+from service.programs.service import Actor, PointInTime, program_read, today_utc
 from service.schemas import Text
 from service.workflow import Status
 
@@ -154,27 +153,29 @@ async def get_program(
     known_at: KnownAtQuery = None,
 ) -> Response:
     point = point_in_time(as_of, known_at)
+    today = today_utc()  # one day for the answer and its cache entry, even across midnight
     # Its version decides whether the client's copy or this worker's last answer will do.
     version = await service.current_version(single_statements(request), code)
     if version is None:
         raise NotFound(f"There is no programme with code {code!r}.")
-    view = program_view(request, version, point)
+    view = program_view(request, version, point, today)
     check_not_modified(request, view.etag)
     cache: ViewCache = request.app.state.view_cache
     if (cached := cache.get(view)) is not None:
         return cached
     async with open_session(request) as session:
-        row = await service.get_program(session, code, point)
+        row = await service.get_program(session, code, point, today=today)
     # A change may have committed since the version was read: tag the answer with its own.
-    return cache.put(program_view(request, row.program.version, point), program_read(row))
+    return cache.put(program_view(request, row.program.version, point, today), program_read(row))
 
 
-def program_view(request: Request, version: int, point: PointInTime | None) -> View:
-    """The strong ETag is the one If-Match checks; an as-of view is another representation."""
+def program_view(request: Request, version: int, point: PointInTime | None, today: date) -> View:
+    """The strong ETag is the one If-Match checks; an as-of view is another representation.
+    Milestone figures (overdue, next due) also depend on the day, so the cache entry does."""
     etag = etag_for_version(version)
     if point is not None:
         etag = f'W/"{version}-{point.as_of}-{point.known_at}"'
-    return View(view_key(request), f"{version}.{today_tag()}", etag)
+    return View(view_key(request), f"{version}.{today.isoformat()}", etag)
 
 
 @router.patch(

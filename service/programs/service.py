@@ -211,10 +211,10 @@ async def _rows(
 
 
 async def get_program(
-    session: AsyncSession, code: str, point: PointInTime | None = None
+    session: AsyncSession, code: str, point: PointInTime | None = None, *, today: date | None = None
 ) -> ProgramRow:
     query = PROGRAM_BY_CODE if point is None else _with_status_then(PROGRAM_BY_CODE, point)
-    rows = await _rows(session, query, {"code": code, "today": today_utc()}, point)
+    rows = await _rows(session, query, {"code": code, "today": today or today_utc()}, point)
     if not rows:
         if point is not None:
             known = f" as recorded by {point.known_at.isoformat()}" if point.known_at else ""
