@@ -31,12 +31,12 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.service import utc_now
 from service.conditions import if_none_match_hits
-from service.db import fetch_first, single_statements
+from service.db import fetch_first, open_session, single_statements
 from service.programs.models import Program
+from service.programs.service import today_utc
 from service.roadmaps.models import ProgressReport, Roadmap
 
 # Built once: a statement object reused across requests keeps its memoised cache key, so
@@ -117,14 +117,10 @@ def weak_etag(what: str) -> str:
     return f'W/"{hashlib.sha256(what.encode()).hexdigest()[:32]}"'
 
 
-def today_tag() -> str:
-    return utc_now().date().isoformat()
-
-
 async def data_fingerprint(request: Request) -> str:
     counts = await fetch_first(single_statements(request), FINGERPRINT)
     assert counts is not None
-    return ".".join(str(count) for count in counts) + f".{today_tag()}"
+    return ".".join(str(count) for count in counts) + f".{today_utc().isoformat()}"
 
 
 def check_not_modified(request: Request, etag: str) -> None:
@@ -140,11 +136,11 @@ class CachedView:
 
     view: View
     cache: ViewCache
-    sessions: async_sessionmaker[AsyncSession]
+    request: Request
 
     def session(self) -> AsyncSession:
         """A session for computing the answer: opened only on a miss, as a hit needs none."""
-        return self.sessions()
+        return open_session(self.request)
 
     @property
     def etag(self) -> str:
@@ -163,7 +159,7 @@ async def computed_view(request: Request) -> CachedView:
     fingerprint = await data_fingerprint(request)
     view = View(key, fingerprint, weak_etag(f"{key}|{fingerprint}"))
     check_not_modified(request, view.etag)
-    return CachedView(view, request.app.state.view_cache, request.app.state.sessionmaker)
+    return CachedView(view, request.app.state.view_cache, request)
 
 
 ComputedView = Annotated[CachedView, Depends(computed_view)]
