@@ -39,6 +39,13 @@ def append_event(
     its newest event (None for a new programme). This bumps the programme's version, so
     `version == seq` of the newest event always holds.
     """
+    if (prev_hash is None) != (program.version == 0):
+        # A chain has exactly one genesis link. Refusing here turns a lost head hash into a
+        # failed request instead of a broken, append-only chain.
+        raise RuntimeError(
+            f"{program.code}: appending seq {program.version + 1} with "
+            f"{'no previous hash' if prev_hash is None else 'a previous hash to a new chain'}"
+        )
     program.version += 1
     program.updated_at = recorded_at
     content: dict[str, Any] = {

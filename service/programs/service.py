@@ -80,6 +80,7 @@ class LockedProgram(ProgramRow):
 # across requests keeps its memoised cache key, so SQLAlchemy neither rebuilds nor recompiles
 # it. Pass {"today": today_utc()} (and "code") when executing them.
 TODAY = bindparam("today", type_=Date())
+WRITE_LOCK_SEED = 0x524D
 CODE = bindparam("code", type_=String())
 
 
@@ -162,11 +163,12 @@ def _select_programs(progress: Subquery) -> Select[Any]:
 
 PROGRAMS = _select_programs(PROGRESS_BY_PROGRAM)
 PROGRAM_BY_CODE = _select_programs(_progress_by_program(one=True)).where(Program.code == CODE)
-# With the hash of its newest event, under the row lock (see lock_program).
-LOCKED_PROGRAM_BY_CODE = (
-    PROGRAM_BY_CODE.add_columns(Event.hash)
-    .outerjoin(Event, (Event.program_id == Program.id) & (Event.seq == Program.version))
-    .with_for_update(of=Program)
+# A programme's write lock: a transaction-level advisory lock on its code (a 64-bit hash; two
+# codes that collide merely queue behind each other). It reads nothing: see lock_program.
+LOCK_PROGRAM = select(func.pg_advisory_xact_lock(func.hashtextextended(CODE, WRITE_LOCK_SEED)))
+# The programme with the hash of its newest event, read once the lock is held.
+PROGRAM_WITH_HEAD_BY_CODE = PROGRAM_BY_CODE.add_columns(Event.hash).outerjoin(
+    Event, (Event.program_id == Program.id) & (Event.seq == Program.version)
 )
 
 
@@ -271,17 +273,34 @@ async def lock_program(
 ) -> LockedProgram:
     """Take the programme's row lock for the rest of the transaction, and read it.
 
-    PostgreSQL: SELECT … FOR UPDATE OF programs, so concurrent writers to one programme queue
-    here and each then sees the status its predecessor committed. SQLite has no row locks and
-    a deferred transaction that reads first cannot safely write later, so there a no-op UPDATE
-    takes the database's write lock before anything is read.
+    PostgreSQL: a transaction-level advisory lock on the programme's code, so concurrent
+    writers to one programme queue there, as the first statement of the write's transaction.
+    Only then is the programme read, with the hash of its newest event, by a second statement.
+    Both halves matter:
+
+    - The read's snapshot is taken after the lock was granted (READ COMMITTED), so it sees
+      everything the previous holder committed. Reading in the locking statement itself, as
+      SELECT … FOR UPDATE with joins once did, is not safe: a writer that waited gets the
+      locked row re-read but the rows joined to it from its old snapshot, where the newest
+      event does not exist yet, and chained events to the genesis hash.
+    - An advisory lock assigns no transaction id, so the writer's id is assigned after the
+      lock is granted (at its first write), hence after its predecessor's. The change feed
+      orders by transaction id (service.audit.feed), so a programme's events reach it in seq
+      order. A row lock (FOR UPDATE) may assign the id while still waiting, and did.
+
+    tests/test_contention.py guards both.
+
+    SQLite has no row locks and a deferred transaction that reads first cannot safely write
+    later, so there a no-op UPDATE takes the database's write lock before anything is read.
     """
     if session.get_bind().dialect.name == "sqlite":
         await session.execute(
             update(Program).where(Program.code == code).values(version=Program.version)
         )
+    else:
+        await session.execute(LOCK_PROGRAM, {"code": code})
     params = {"code": code, "today": today_utc()}
-    row = (await session.execute(LOCKED_PROGRAM_BY_CODE, params)).first()
+    row = (await session.execute(PROGRAM_WITH_HEAD_BY_CODE, params)).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
     program = row[0]
