@@ -5,7 +5,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from service import health, meta_router, metrics
 from service.audit.router import router as events_router
@@ -15,6 +14,7 @@ from service.auth.router import router as keys_router
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.config import Settings, get_settings
 from service.db import autocommit_engine, create_engine, create_sessionmaker
+from service.edges import HeadAsGet, HeaderLimits, ProblemCORSMiddleware
 from service.errors import install_problem_handlers, problem_responses
 from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
@@ -23,6 +23,7 @@ from service.logs import RequestLog
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
+from service.query_params import refuse_unexpected_query
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
 from service.stats.router import router as stats_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Where each union programme of the Russia–Belarus Union State stands, "
         "and how it got there, with a source for every step.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unexpected_query)],
     )
     app.state.settings = settings
     app.state.head_revision = head_revision()
@@ -62,9 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     if settings.cors_origin_list:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",
@@ -72,9 +74,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "If-None-Match",
                 "Idempotency-Key",
                 "Last-Event-ID",
+                "X-Request-ID",
             ],
-            expose_headers=["ETag", "Location", "Idempotent-Replayed"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Idempotent-Replayed",
+                "X-Request-ID",
+                "Retry-After",
+            ],
         )
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(HeaderLimits)
     app.add_middleware(RequestLog)  # outermost: its id, timing and metrics cover everything
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -16,6 +16,9 @@ from service.errors import InvalidInput
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+# Every sort key is a non-negative 64-bit integer (ids, seqs, transaction ids), so a cursor
+# holding anything else cannot be one the service issued, and must not reach the database.
+MAX_KEY = 2**63 - 1
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 
@@ -34,7 +37,10 @@ def decode_cursor(cursor: str, *, arity: int) -> tuple[int, ...]:
     if (
         not isinstance(key, list)
         or len(key) != arity
-        or not all(isinstance(part, int) and not isinstance(part, bool) for part in key)
+        or not all(
+            isinstance(part, int) and not isinstance(part, bool) and 0 <= part <= MAX_KEY
+            for part in key
+        )
     ):
         raise InvalidInput("The cursor is not one this service issued.")
     return tuple(key)

@@ -168,3 +168,14 @@ def live(live_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     server = start_server(live_database, tmp_path_factory.mktemp("logs") / "server.log")
     yield server
     assert server.stop() == 0, "the server did not stop cleanly on SIGTERM"
+
+
+LIVE_FIXTURES = {"live", "live_database", "crash_database"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start real server processes are `live`: `pytest -m "not live"` is the quick
+    loop (the live ones are marked by hand where they start servers themselves)."""
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)

@@ -22,8 +22,10 @@ needed.
 from sqlalchemy import ColumnElement, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.audit.service import events_with_codes
+from service.filters import require_known
 from service.pagination import decode_cursor, encode_cursor
 from service.programs.models import Program
 
@@ -74,7 +76,7 @@ async def read_feed(
     after: tuple[int, int],
     limit: int,
     program: str | None = None,
-    kind: str | None = None,
+    kind: EventKind | None = None,
 ) -> tuple[list[tuple[Event, str]], tuple[int, int]]:
     """One page of the feed after `after`, and the cursor that follows it."""
     after_txid, after_id = after
@@ -91,6 +93,7 @@ async def read_feed(
         query = query.where(Event.kind == kind)
     rows = [(event, code) for event, code in await session.execute(query)]
     if not rows:
+        await require_known(session, program=program)
         return rows, after
     last = rows[-1][0]
     return rows, (last.txid, last.id)

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
+from service.audit.kinds import EventKind
 from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
 from service.audit.service import event_read
 from service.audit.verify import digest_as_of, verify_chains
@@ -23,7 +24,7 @@ async def list_events(
     ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     program: Annotated[Text | None, Query(max_length=64)] = None,
-    kind: Annotated[Text | None, Query(max_length=32)] = None,
+    kind: EventKind | None = None,
 ) -> Response:
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""

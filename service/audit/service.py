@@ -7,6 +7,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.chain import GENESIS_HASH, event_hash
+from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.audit.schemas import EventRead
 from service.programs.models import Program
@@ -21,7 +22,7 @@ def append_event(
     *,
     program: Program,
     prev_hash: str | None,
-    kind: str,
+    kind: EventKind,
     effective_date: date,
     actor: str,
     recorded_at: datetime,

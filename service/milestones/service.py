@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.audit.service import append_event, utc_now
 from service.errors import InvalidInput, NotFound
@@ -75,7 +76,7 @@ async def add_milestone(
         session,
         program=locked.program,
         prev_hash=locked.head_hash,
-        kind="milestone_added",
+        kind=EventKind.MILESTONE_ADDED,
         effective_date=effective_date or today,
         recorded_at=now,
         actor=actor.name,
@@ -131,7 +132,7 @@ async def update_milestone(
         session,
         program=locked.program,
         prev_hash=locked.head_hash,
-        kind="milestone_updated",
+        kind=EventKind.MILESTONE_UPDATED,
         effective_date=milestone.done_date
         if "done_date" in changes and milestone.done_date
         else today,

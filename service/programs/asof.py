@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.programs.models import Program
 
-STATUS_EVENT_KINDS = ("created", "status_changed")
+STATUS_EVENT_KINDS = (EventKind.CREATED, EventKind.STATUS_CHANGED)
 REVERSIBLE_FIELDS = ("title", "title_ru", "sector", "lead_bodies", "summary")
 
 
@@ -62,7 +63,7 @@ async def descriptive_fields_as_of(
         later = later | (Event.recorded_at > known_at)
     rows = await session.execute(
         select(Event.program_id, Event.changes)
-        .where(Event.program_id.in_(program_ids), Event.kind == "updated", later)
+        .where(Event.program_id.in_(program_ids), Event.kind == EventKind.UPDATED, later)
         .order_by(Event.program_id, Event.seq)
     )
     earlier: dict[int, dict[str, Any]] = {}

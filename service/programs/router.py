@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -73,9 +73,19 @@ def point_in_time(as_of: date | None, known_at: datetime | None) -> PointInTime 
         if known_at is not None:
             raise InvalidInput("known_at needs as_of.")
         return None
-    if known_at is not None and known_at.tzinfo is None:
+    return PointInTime(as_of=as_of, known_at=known_at_utc(known_at))
+
+
+def known_at_utc(known_at: datetime | None) -> datetime | None:
+    """A known_at moment in UTC; it must say its zone."""
+    if known_at is None:
+        return None
+    if known_at.tzinfo is None:
         raise InvalidInput("known_at needs a time zone, e.g. 2024-01-01T00:00:00Z.")
-    return PointInTime(as_of=as_of, known_at=known_at)
+    try:
+        return known_at.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput("known_at falls outside years 1–9999 in UTC.") from None
 
 
 def actor_of(editor: Caller, claimed: str | None) -> Actor:

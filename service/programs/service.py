@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
+from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.audit.service import append_event, utc_now
 from service.conditions import etag_for_version, if_match_passes
@@ -20,6 +21,7 @@ from service.errors import (
     PreconditionFailed,
     TransitionNotAllowed,
 )
+from service.filters import require_known
 from service.milestones.models import Milestone
 from service.programs.asof import descriptive_fields_as_of, status_seq_as_of
 from service.programs.models import Program
@@ -265,7 +267,10 @@ async def list_programs(
     if overdue is not None:
         has_overdue = func.coalesce(progress.c.overdue, 0) > 0
         query = query.where(has_overdue if overdue else ~has_overdue)
-    return await _rows(session, query, {"today": today_utc()}, point)
+    rows = await _rows(session, query, {"today": today_utc()}, point)
+    if not rows:
+        await require_known(session, roadmap=roadmap)
+    return rows
 
 
 async def lock_program(
@@ -341,7 +346,7 @@ async def create_program(
         session,
         program=program,
         prev_hash=None,
-        kind="created",
+        kind=EventKind.CREATED,
         to_status=INITIAL_STATUS.value,
         effective_date=now.date(),
         recorded_at=now,
@@ -381,7 +386,7 @@ async def update_program(
         session,
         program=program,
         prev_hash=locked.head_hash,
-        kind="updated",
+        kind=EventKind.UPDATED,
         effective_date=today_utc(),
         recorded_at=utc_now(),
         actor=actor.name,
@@ -436,7 +441,7 @@ async def transition_program(
         session,
         program=program,
         prev_hash=locked.head_hash,
-        kind="status_changed",
+        kind=EventKind.STATUS_CHANGED,
         from_status=from_status,
         to_status=request.to_status.value,
         effective_date=effective_date,

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Response
 
 from service.caching import ComputedView
 from service.errors import InvalidInput, problem_responses
-from service.programs.router import AsOfQuery, KnownAtQuery, point_in_time
+from service.programs.router import AsOfQuery, KnownAtQuery, known_at_utc, point_in_time
 from service.programs.service import today_utc
 from service.schemas import Text
 from service.stats import service
@@ -52,14 +52,16 @@ async def timeline(
     last = end or today_utc()
     if start > last:
         raise InvalidInput(f"start {start} is after end {last}.")
-    points = interval_ends(start, last, interval)
+    points = interval_ends(start, last, interval, at_most=service.MAX_POINTS)
     if len(points) > service.MAX_POINTS:
         raise InvalidInput(
-            f"{len(points)} points is too many (at most {service.MAX_POINTS}); "
-            "use a longer interval or a shorter range."
+            f"From {start} to {last} by {interval.value} is more than {service.MAX_POINTS} "
+            "points; use a longer interval or a shorter range."
         )
     async with view.session() as session:
-        counts = await service.timeline(session, points, roadmap=roadmap, known_at=known_at)
+        counts = await service.timeline(
+            session, points, roadmap=roadmap, known_at=known_at_utc(known_at)
+        )
     return view.answer(
         TimelineRead(
             interval=interval.value,

@@ -7,6 +7,7 @@ from sqlalchemy import Date, func, literal, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
+from service.filters import require_known
 from service.programs.asof import status_event_as_of
 from service.programs.models import Program
 from service.programs.service import PointInTime, list_programs
@@ -43,6 +44,8 @@ async def timeline(
 ) -> dict[date, dict[str, int]]:
     """Programmes per status at each point: one statement, one index seek per programme and
     point, whatever the length of the history."""
+    if roadmap is not None:
+        await require_known(session, roadmap=roadmap)
     counts = {point: zero_counts() for point in points}
     # SQLite allows at most 500 terms in a compound SELECT: ask in batches.
     for start in range(0, len(points), POINTS_PER_QUERY):
