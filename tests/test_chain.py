@@ -8,14 +8,19 @@ from service.audit.chain import (
     canonical_bytes,
     chains_digest,
     event_hash,
+    broken_links,
     first_broken_link,
 )
 
 
-def make_chain(length: int) -> list[dict[str, Any]]:
+def make_chain(length: int, *, genesis_at: int | None = None) -> list[dict[str, Any]]:
+    """A whole chain; with `genesis_at`, the event with that seq is linked to the genesis hash
+    as the concurrent-write defect of releases before 0.2.0 wrote it (and the rest follow)."""
     events: list[dict[str, Any]] = []
     prev = GENESIS_HASH
     for seq in range(1, length + 1):
+        if seq == genesis_at:
+            prev = GENESIS_HASH
         event: dict[str, Any] = {
             "id": 100 + seq,
             "program": "gas_market",
@@ -78,6 +83,25 @@ def test_a_missing_event_is_found() -> None:
     events = make_chain(5)
     del events[1]
     assert first_broken_link(events) == (103, "seq 3 where 2 was expected")
+
+
+def test_events_chained_to_genesis_by_the_old_defect_are_each_named_and_explained() -> None:
+    events = make_chain(6, genesis_at=3)
+    events[4]["prev_hash"] = GENESIS_HASH  # a second one, further on
+    events[4]["hash"] = event_hash(events[4])
+    events[5]["prev_hash"] = events[4]["hash"]
+    events[5]["hash"] = event_hash(events[5])
+    problems = broken_links(events)
+    assert [event_id for event_id, _ in problems] == [103, 105]
+    assert "instead of seq 2's hash" in problems[0][1]
+    assert "written this way, not altered" in problems[0][1]
+    assert "instead of seq 4's hash" in problems[1][1]
+
+
+def test_a_genesis_link_whose_content_was_also_edited_is_not_excused() -> None:
+    events = make_chain(4, genesis_at=3)
+    events[2]["note"] = "rewritten"
+    assert broken_links(events) == [(103, "prev_hash does not match the previous event's hash")]
 
 
 def test_digest_depends_on_every_head() -> None:

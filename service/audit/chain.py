@@ -69,20 +69,46 @@ def event_hash(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
-def first_broken_link(events: Iterable[Mapping[str, Any]]) -> tuple[Any, str] | None:
-    """Walk one programme's events in seq order; return (event id, reason) of the first bad one."""
+# Releases before the fix in lock_program (service.programs.service) could, under concurrent
+# writes to one programme on PostgreSQL, store an event whose prev_hash is the genesis hash
+# although it is not the programme's first. Such an event's own hash matches its content: it
+# was written that way, not altered afterwards. The link stays broken (history is append-only),
+# so verify names each one and says so.
+GENESIS_LINK = (
+    "chained to the genesis hash instead of seq {previous}'s hash; its own hash matches its "
+    "content, so it was written this way, not altered since (the concurrent-write defect of "
+    "releases before 0.2.0: see the README, 'Verifying the record')"
+)
+
+
+def broken_links(events: Iterable[Mapping[str, Any]]) -> list[tuple[Any, str]]:
+    """Walk one programme's events in seq order; (event id, reason) for every bad one.
+
+    Each event is checked against the one stored before it, so one bad event is reported once
+    rather than making every later link look bad too."""
+    problems: list[tuple[Any, str]] = []
     expected_prev = GENESIS_HASH
     expected_seq = 1
     for event in events:
+        content_matches = event_hash(event) == event["hash"]
         if event["seq"] != expected_seq:
-            return event["id"], f"seq {event['seq']} where {expected_seq} was expected"
-        if event["prev_hash"] != expected_prev:
-            return event["id"], "prev_hash does not match the previous event's hash"
-        if event_hash(event) != event["hash"]:
-            return event["id"], "hash does not match the event's content"
+            problems.append((event["id"], f"seq {event['seq']} where {expected_seq} was expected"))
+        elif event["prev_hash"] != expected_prev:
+            if event["prev_hash"] == GENESIS_HASH and content_matches:
+                problems.append((event["id"], GENESIS_LINK.format(previous=expected_seq - 1)))
+            else:
+                problems.append((event["id"], "prev_hash does not match the previous event's hash"))
+        elif not content_matches:
+            problems.append((event["id"], "hash does not match the event's content"))
         expected_prev = event["hash"]
-        expected_seq += 1
-    return None
+        expected_seq = event["seq"] + 1
+    return problems
+
+
+def first_broken_link(events: Iterable[Mapping[str, Any]]) -> tuple[Any, str] | None:
+    """The first of broken_links, or None when the chain is whole."""
+    problems = broken_links(events)
+    return problems[0] if problems else None
 
 
 def chains_digest(heads: Mapping[str, str]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.chain import chains_digest, first_broken_link
+from service.audit.chain import broken_links, chains_digest
 from service.audit.feed import START, feed_end
 from service.audit.models import Event
 from service.programs.models import Program
@@ -83,9 +83,9 @@ async def verify_chains(session: AsyncSession) -> VerifyReport:
         seen.add(program_id)
         report.events_checked += len(chain)
         code = codes[program_id]
-        broken = first_broken_link(chain)
-        if broken is not None:
-            report.mismatches.append(Mismatch(code, broken[0], broken[1]))
+        broken = broken_links(chain)
+        if broken:
+            report.mismatches += [Mismatch(code, event_id, reason) for event_id, reason in broken]
             continue
         program = programs[program_id]
         if program.version != len(chain):
