@@ -2,11 +2,12 @@
 
 Against a real `serve --workers 4`: 24 writers change 4 shared programmes at once without
 If-Match (descriptive patches, status changes, new milestones and milestone edits, mixed) while
-a consumer follows the feed. Afterwards every chain verifies link by link, every acknowledged
+a consumer follows the feed (CONTENTION_SECONDS=60 makes it a minute's soak). Afterwards every chain verifies link by link, every acknowledged
 event is stored as it was answered, and the feed gave each programme's events in `seq` order.
 """
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -56,9 +57,7 @@ async def one_change(http: httpx.AsyncClient, rng: random.Random, writer: int, n
         return response.json()["event"]
     if action == 1:
         target = rng.choice(["coordinated", "draft"])
-        response = await http.post(
-            f"{API}/programs/{code}/transitions", json={"to_status": target}
-        )
+        response = await http.post(f"{API}/programs/{code}/transitions", json={"to_status": target})
         assert response.status_code in (201, 409), response.text
         return response.json()["event"] if response.status_code == 201 else None
     if action == 2:
@@ -89,12 +88,18 @@ async def test_unconditional_writers_on_shared_programmes_keep_every_chain_whole
     acknowledged: dict[int, dict[str, Any]] = {}
     done = asyncio.Event()
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + float(os.environ.get("CONTENTION_SECONDS", "0"))
+
     async def writer(n: int) -> None:
         rng = random.Random(n)
-        for round_ in range(ROUNDS):
+        round_ = 0
+        # ROUNDS each, or for CONTENTION_SECONDS when set (a longer soak by hand).
+        while round_ < ROUNDS or loop.time() < deadline:
             event = await one_change(http, rng, n, round_)
             if event is not None:
                 acknowledged[event["id"]] = event
+            round_ += 1
 
     async def writers() -> None:
         await asyncio.gather(*(writer(n) for n in range(WRITERS)))
@@ -103,8 +108,8 @@ async def test_unconditional_writers_on_shared_programmes_keep_every_chain_whole
     async def consumer() -> list[dict[str, Any]]:
         nonlocal cursor
         seen: list[dict[str, Any]] = []
-        deadline = asyncio.get_running_loop().time() + 120
-        while asyncio.get_running_loop().time() < deadline:
+        give_up = deadline + 120
+        while loop.time() < give_up:
             params: dict[str, Any] = {"limit": 13}
             if cursor:
                 params["after"] = cursor
@@ -125,9 +130,9 @@ async def test_unconditional_writers_on_shared_programmes_keep_every_chain_whole
 
     # Every link is right: each event names its predecessor's hash, the first one genesis.
     for code in SHARED:
-        history = (
-            await http.get(f"{API}/programs/{code}/history", params={"limit": 500})
-        ).json()["items"]
+        history = (await http.get(f"{API}/programs/{code}/history", params={"limit": 500})).json()[
+            "items"
+        ]
         assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
         assert history[0]["prev_hash"] == "0" * 64
         for before, after in zip(history, history[1:], strict=False):
