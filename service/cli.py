@@ -3,9 +3,11 @@
 import argparse
 import asyncio
 import atexit
+import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -28,7 +30,7 @@ from service.db import create_engine
 from service.db_url import parse_database_url, redacted
 from service.errors import Problem
 from service.log_config import logging_config
-from service.schema_setup import prepare_database
+from service.schema_setup import current_revision, head_revision, prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
 
 T = TypeVar("T")
@@ -77,13 +79,19 @@ def run_against_database(settings: Settings, work: Callable[[AsyncEngine], Await
         fail(f"cannot migrate the database at {redacted(settings.database_url)}: {exc}")
 
 
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """The path of a SQLite database file that does not exist; connecting would create it empty."""
+    url = parse_database_url(settings.database_url)
+    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    return url.database if on_disk and not Path(url.database or "").exists() else None
+
+
 def require_existing_database(settings: Settings) -> None:
     """Commands that only read or manage an existing database must not create an empty SQLite
     file from a mistyped path."""
-    url = parse_database_url(settings.database_url)
-    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if on_disk and not Path(url.database or "").exists():
-        fail(f"no database at {url.database} (run `roadmap migrate` to create one)")
+    missing = missing_sqlite_file(settings)
+    if missing is not None:
+        fail(f"no database at {missing} (run `roadmap migrate` to create one)")
 
 
 def _prepare(settings: Settings, *, migrate: bool, seed: bool) -> None:
@@ -100,12 +108,19 @@ def _prepare(settings: Settings, *, migrate: bool, seed: bool) -> None:
         )
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
+# How long `serve --no-migrate` waits for the database before starting without it.
+DATABASE_PROBE_TIMEOUT_S = 5
 
+
+def cmd_serve(args: argparse.Namespace) -> None:
     settings = load_settings()
+    host, port, workers = _serve_options(args, settings)
+    # Before any database work: a busy port ends the command at once, having changed nothing.
+    listener = _bind(host, port)
     if settings.migrate_on_start and not args.no_migrate:
         _prepare(settings, migrate=True, seed=True)
+    else:
+        _warn_if_database_unusable(settings)
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler
     # that was there before it; a no-op handler turns that into a clean exit with status 0,
     # which is what orchestrators expect of a requested stop.
@@ -117,12 +132,60 @@ def cmd_serve(args: argparse.Namespace) -> None:
         metrics_dir = tempfile.mkdtemp(prefix="roadmap-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-    uvicorn.run(
+    _serve(listener, host, port, workers, settings)
+
+
+def _serve_options(args: argparse.Namespace, settings: Settings) -> tuple[str, int, int]:
+    """--port and --workers override PORT and WEB_CONCURRENCY (which Settings has checked) and
+    are held to the same ranges: a port out of range would otherwise be taken as 'any free
+    port', and --port 0 or --workers 0 as 'not given'."""
+    port = settings.port if args.port is None else args.port
+    if not 1 <= port <= 65535:
+        fail(f"--port {port} is not a TCP port (1-65535)")
+    workers = settings.web_concurrency if args.workers is None else args.workers
+    if not 1 <= workers <= 64:
+        fail(f"--workers {workers} is out of range (1-64)")
+    return args.host, port, workers
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> NoReturn:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    reason = exc.strerror or str(exc)  # "Address already in use", "Name or service not known"
+    fail(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn: uvicorn reports a busy port only
+    among the JSON logs on stdout (with one worker, after the application has started), and was
+    seen to hang there, deaf to SIGINT and SIGTERM. Listening starts later, in _serve, so that
+    connections are refused rather than queued while the database is migrated."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn decides
+    try:
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # e.g. an IPv6 address on a host without IPv6
+        _cannot_listen(host, port, exc)
+    try:
+        # As uvicorn does: a restart need not wait for the old connections' TIME_WAIT.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        _cannot_listen(host, port, exc)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _serve(listener: socket.socket, host: str, port: int, workers: int, settings: Settings) -> None:
+    """What uvicorn.run does, but on the socket bound by _bind."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
         "service.main:create_app",
         factory=True,
-        host=args.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.web_concurrency,
+        host=host,
+        port=port,
+        workers=workers,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_format, settings.log_level),
         access_log=False,  # service.logs writes one line per request instead
@@ -130,6 +193,63 @@ def cmd_serve(args: argparse.Namespace) -> None:
         # In-flight requests get this long after SIGTERM; live streams are closed at once.
         timeout_graceful_shutdown=8,
     )
+    try:
+        # Two processes can both bind a port with SO_REUSEADDR; only one of them can listen.
+        listener.listen(config.backlog)
+    except OSError as exc:
+        _cannot_listen(host, port, exc)
+    # uvicorn logs this line only for sockets it bound itself.
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port
+    )
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[listener]).run()
+        else:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:  # as uvicorn.run: Ctrl-C is a requested stop
+        pass
+    if workers == 1 and not server.started:
+        raise SystemExit(3)  # as uvicorn.run: the application failed to start
+
+
+def _warn_if_database_unusable(settings: Settings) -> None:
+    """`serve --no-migrate` starts even if the database is away or behind: /readyz answers 503
+    until it is usable, which is what an orchestrator waits on, and the database may well come
+    up after the service. But the operator hears of it now, not from the first request."""
+    problem = _database_problem(settings)
+    if problem is not None:
+        print(
+            f"roadmap: WARNING: {problem}; serving anyway, /readyz answers 503 until it is usable",
+            file=sys.stderr,
+        )
+
+
+def _database_problem(settings: Settings) -> str | None:
+    where = redacted(settings.database_url)
+    missing = missing_sqlite_file(settings)
+    if missing is not None:  # connecting would create it, empty
+        return f"no database at {missing} (run `roadmap migrate` to create one)"
+
+    async def schema_revision() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(current_revision)
+        finally:
+            await engine.dispose()
+
+    try:
+        revision = asyncio.run(asyncio.wait_for(schema_revision(), DATABASE_PROBE_TIMEOUT_S))
+    except TimeoutError:
+        return f"the database at {where} did not answer within {DATABASE_PROBE_TIMEOUT_S} s"
+    except (DBAPIError, OSError) as exc:
+        return f"cannot reach the database at {where}: {_reason(exc)}"
+    expected = head_revision()
+    if revision != expected:
+        return f"the database at {where} has schema {revision!r}, this version needs {expected!r}"
+    return None
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

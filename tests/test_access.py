@@ -7,8 +7,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.service import utc_now
+from service.auth.models import ApiKey
+from service.auth.reserved import RESERVED_ACTOR_NAMES, reserved_name_in
 from service.db import create_engine
+from service.seed.loader import SEED_ACTOR
 from tests.builders import API
 from tests.conftest import bearer
 from tests.live import LiveServer
@@ -213,6 +218,127 @@ async def test_server_owned_fields_cannot_be_assigned(
     ):
         response = await anonymous.post(f"{API}/keys", json=body, headers=admin)
         assert response.status_code == 422, body
+
+
+@pytest.mark.parametrize(
+    ("name", "claims"),
+    [
+        ("seed", "seed"),
+        ("SEED", "seed"),
+        ("Seed-2", "seed"),
+        ("seed.import", "seed"),
+        ("seed_bot", "seed"),
+        ("seed2", "seed"),
+        ("seed@example.org", "seed"),
+        ("system", "system"),
+        ("System.Repair", "system"),
+        ("anonymous", "anonymous"),
+        ("seedling", None),
+        ("systematic-review", None),
+        ("newsroom-seed", None),
+        ("test-editor", None),
+    ],
+)
+def test_reserved_names_are_the_service_s_own_in_any_case_and_with_any_suffix(
+    name: str, claims: str | None
+) -> None:
+    assert reserved_name_in(name) == claims
+
+
+async def test_every_actor_the_service_writes_itself_is_reserved(database_url: str) -> None:
+    """The seeded database holds only what the service wrote by itself: were the seed loader to
+    record a name no key is refused, a key could take that name and pass for the seed."""
+    assert reserved_name_in(SEED_ACTOR.name) == SEED_ACTOR.name
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        actors = set(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT actor FROM events UNION SELECT on_behalf_of FROM events "
+                        "UNION SELECT recorded_by FROM progress_reports"
+                    )
+                )
+            ).scalars()
+        )
+    await engine.dispose()
+    assert actors - {None} == {SEED_ACTOR.name}
+
+
+@pytest.mark.parametrize("name", ["seed", "Seed", "system-import", "ANONYMOUS"])
+async def test_a_key_cannot_take_a_name_the_service_records_as_its_own(
+    anonymous: httpx.AsyncClient, api_tokens: dict[str, str], name: str
+) -> None:
+    admin = bearer(api_tokens["admin"])
+    response = await anonymous.post(
+        f"{API}/keys", json={"name": name, "role": "admin"}, headers=admin
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert repr(name) in response.json()["detail"]
+    assert "reserved" in response.json()["detail"]
+    listing = await anonymous.get(f"{API}/keys", headers=admin)
+    assert name not in {key["name"] for key in listing.json()["items"]}
+
+
+async def test_the_reserved_names_are_documented_for_clients(app: FastAPI) -> None:
+    description = app.openapi()["paths"][f"{API}/keys"]["post"]["description"]
+    assert all(f"`{name}`" in description for name in RESERVED_ACTOR_NAMES)
+
+
+def test_cli_refuses_a_reserved_key_name_in_one_line(database_url: str) -> None:
+    result = run_cli(
+        "keys", "create", "--name", "seed", "--role", "admin", env={"DATABASE_URL": database_url}
+    )
+    assert result.returncode != 0
+    assert result.stdout == ""  # no secret
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "'seed' is reserved" in lines[0]
+    listing = run_cli("keys", "list", env={"DATABASE_URL": database_url}).stdout
+    names = {line.split()[0] for line in listing.splitlines()[1:]}
+    assert "test-admin" in names
+    assert "seed" not in names
+
+
+async def test_a_change_cannot_claim_to_be_made_for_the_service(
+    client: httpx.AsyncClient,
+) -> None:
+    before = (await client.get(f"{API}/programs/gas_market")).json()["version"]
+    for claimed in ("seed", "Seed-import", "system"):
+        response = await client.patch(
+            f"{API}/programs/gas_market", json={"summary": "forged", "actor": claimed}
+        )
+        assert response.status_code == 422, response.text
+        assert "cannot be claimed" in response.json()["detail"]
+    assert (await client.get(f"{API}/programs/gas_market")).json()["version"] == before
+    allowed = await client.patch(
+        f"{API}/programs/gas_market", json={"summary": "real", "actor": "seedling fund"}
+    )
+    assert allowed.status_code == 200
+    assert allowed.json()["event"]["on_behalf_of"] == "seedling fund"
+
+
+async def test_a_key_created_before_the_reservation_can_still_be_revoked(
+    anonymous: httpx.AsyncClient, api_tokens: dict[str, str], database_url: str
+) -> None:
+    engine = create_engine(database_url)
+    async with AsyncSession(engine) as session:
+        session.add(
+            ApiKey(
+                key_id="0" * 12,
+                name="seed",
+                role="admin",
+                secret_hash="0" * 64,
+                created_at=utc_now(),
+            )
+        )
+        await session.commit()
+    await engine.dispose()
+    admin = bearer(api_tokens["admin"])
+    assert (await anonymous.delete(f"{API}/keys/seed", headers=admin)).status_code == 204
+    listing = (await anonymous.get(f"{API}/keys", headers=admin)).json()["items"]
+    assert [key["revoked_at"] is not None for key in listing if key["name"] == "seed"] == [True]
 
 
 async def database_text_contains(database_url: str, needle: str) -> bool:

@@ -5,10 +5,10 @@ from typing import Any
 
 from service.audit.chain import (
     GENESIS_HASH,
+    broken_links,
     canonical_bytes,
     chains_digest,
     event_hash,
-    broken_links,
     first_broken_link,
 )
 

@@ -2,14 +2,20 @@
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
+import pytest
 from sqlalchemy import text
 
 from service.db import create_engine
 from tests.conftest import is_postgresql
+from tests.live import LiveServer, free_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -106,3 +112,100 @@ async def test_replicas_starting_together_migrate_and_seed_once(tmp_path: Path) 
         assert (programs, events) == (28, SEEDED_EVENTS)
     finally:
         await drop_database(url)
+
+
+def run_serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`roadmap serve` that is expected to give up by itself. Were it to start serving (or hang)
+    instead, its process group is killed after a while and the test fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so that workers, if any started, are killed with it
+    )
+    try:
+        # A few seconds of it are Python importing the service.
+        stdout, stderr = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"`serve {' '.join(args)}` was still running after 20 s")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_ends_at_once_in_one_line(tmp_path: Path, workers: str) -> None:
+    database = tmp_path / "untouched.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_serve(
+            "--port", str(port), "--workers", workers, env={"DATABASE_URL": f"sqlite:///{database}"}
+        )
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        f"roadmap: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+    assert not database.exists()  # refused before migrating anything
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--port", "0"], {}, "--port 0"),
+        (["--port", "99999"], {}, "--port 99999"),
+        (["--workers", "0"], {}, "--workers 0"),
+        ([], {"PORT": "99999"}, "PORT"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_range(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    database = tmp_path / "untouched.db"
+    result = run_serve(*args, env={"DATABASE_URL": f"sqlite:///{database}", **env})
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"roadmap: {named} ")
+    assert not database.exists()
+
+
+@pytest.mark.live
+def test_serve_without_migrating_starts_despite_an_unreachable_database_but_warns(
+    tmp_path: Path,
+) -> None:
+    """An orchestrator may start the service before its database: it should serve, and
+    /readyz tells when the database is there. The operator is told at start, in one line."""
+    port = free_port()
+    errors = tmp_path / "stderr.txt"
+    with (tmp_path / "server.log").open("wb") as log, errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--no-migrate", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": "postgresql://postgres:secret@127.0.0.1:1/none"},
+            stdout=log,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    server = LiveServer(process, f"http://127.0.0.1:{port}", tmp_path / "server.log")
+    try:
+        healthz: httpx.Response | None = None
+        deadline = time.monotonic() + 60
+        while healthz is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                healthz = httpx.get(f"{server.base_url}/healthz", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert process.poll() is None, errors.read_text()
+        assert healthz is not None, "no answer within 60 s"
+        assert healthz.status_code == 200
+        assert httpx.get(f"{server.base_url}/readyz", timeout=10).status_code == 503
+    finally:
+        assert server.stop() == 0
+    lines = errors.read_text().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("roadmap: WARNING: cannot reach the database at postgresql://")
+    assert "secret" not in lines[0]

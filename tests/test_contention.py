@@ -2,11 +2,13 @@
 
 Against a real `serve --workers 4`: 24 writers change 4 shared programmes at once without
 If-Match (descriptive patches, status changes, new milestones and milestone edits, mixed) while
-a consumer follows the feed (CONTENTION_SECONDS=60 makes it a minute's soak). Afterwards every chain verifies link by link, every acknowledged
-event is stored as it was answered, and the feed gave each programme's events in `seq` order.
+a consumer follows the feed; CONTENTION_SECONDS=60 makes it a minute's soak. Afterwards every
+chain verifies link by link, every acknowledged event is stored as it was answered, and the
+feed gave each programme's events in `seq` order.
 """
 
 import asyncio
+import itertools
 import os
 import random
 from collections.abc import AsyncIterator
@@ -135,7 +137,7 @@ async def test_unconditional_writers_on_shared_programmes_keep_every_chain_whole
         ]
         assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
         assert history[0]["prev_hash"] == "0" * 64
-        for before, after in zip(history, history[1:], strict=False):
+        for before, after in itertools.pairwise(history):
             assert after["prev_hash"] == before["hash"], (code, after["seq"])
 
     # Exactly once, as acknowledged, and in each programme's seq order.

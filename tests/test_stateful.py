@@ -19,6 +19,7 @@ from service.workflow import Status, is_allowed
 from tests.conftest import bearer
 from tests.live import LiveServer
 
+REFUSED_CONTROLS = "".join(chr(code) for code in range(32) if chr(code) not in "\t\n\r")
 API = "/api/v1"
 
 
@@ -88,7 +89,12 @@ class WorkflowMachine(RuleBasedStateMachine):
 
     @rule(
         code=programs,
-        summary=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40),
+        # Any text the service stores: no C0 controls but tab and line breaks, no surrogates.
+        summary=st.text(
+            st.characters(codec="utf-8", exclude_characters=REFUSED_CONTROLS),
+            min_size=1,
+            max_size=40,
+        ),
     )
     def patch(self, code: str, summary: str) -> None:
         response = self.http.patch(f"{API}/programs/{code}", json={"summary": summary})

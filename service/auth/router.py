@@ -27,7 +27,12 @@ async def list_keys(_admin: AdminDep, session: SessionDep) -> ApiKeyList:
     responses=problem_responses(409),
 )
 async def create_key(data: ApiKeyCreate, _admin: AdminDep, session: SessionDep) -> ApiKeyCreated:
-    """The secret is in this answer only: it is not stored and cannot be shown again."""
+    """The secret is in this answer only: it is not stored and cannot be shown again.
+
+    The names the service records for its own changes (`seed`, `system`, `anonymous`, in any
+    case, alone or followed by anything but a letter) are refused with 422: a key's changes
+    must never pass for the service's own.
+    """
     key, token = await service.create_key(session, name=data.name, role=Role(data.role))
     await session.commit()
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), secret=token)

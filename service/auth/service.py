@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.audit.service import utc_now
 from service.auth.models import ApiKey
+from service.auth.reserved import reserved_name_in
 from service.auth.roles import Role
 from service.auth.tokens import hash_secret, new_key, parse_key, secret_matches
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 
 # last_used_at is a hint for operators, not an audit trail: refreshing it at most once a minute
 # keeps reads from turning into writes.
@@ -20,6 +21,13 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 async def create_key(session: AsyncSession, *, name: str, role: Role) -> tuple[ApiKey, str]:
     """Returns the stored key and its token, which is shown once and never again."""
+    # Checked here rather than in the request schema, so the API and the CLI cannot differ.
+    reserved = reserved_name_in(name)
+    if reserved is not None:
+        raise InvalidInput(
+            f"The key name {name!r} is reserved: the service records its own changes as "
+            f"{reserved!r}, and a key's changes must never pass for them."
+        )
     token, parsed = new_key()
     key = ApiKey(
         key_id=parsed.key_id,

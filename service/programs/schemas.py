@@ -1,9 +1,10 @@
 from datetime import date
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from service.audit.schemas import EventRead
+from service.auth.reserved import reserved_name_in
 from service.schemas import (
     Code,
     LongText,
@@ -21,13 +22,22 @@ Sector = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 LeadBodies = Annotated[Text, StringConstraints(max_length=1000)]
 
 
+def _not_reserved(name: str) -> str:
+    reserved = reserved_name_in(name)
+    if reserved is not None:
+        raise ValueError(f"{reserved!r} is the service's own name; it cannot be claimed")
+    return name
+
+
 class ChangeContext(RequestModel):
     """What an editor may say about a change: it goes into the event, not the programme."""
 
     note: LongText | None = None
     source_url: SourceUrl | None = None
-    actor: Name | None = Field(
-        default=None, description="Who the change is made for; recorded with the event."
+    actor: Annotated[Name, AfterValidator(_not_reserved)] | None = Field(
+        default=None,
+        description="Who the change is made for; recorded with the event as on_behalf_of. "
+        "The service's own names (seed, system, anonymous) cannot be claimed.",
     )
 
 

@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.kinds import EventKind
 from service.audit.service import append_event, utc_now
+from service.auth.reserved import SEED_ACTOR_NAME
 from service.milestones.schemas import MilestoneCreate
 from service.milestones.service import add_milestone
 from service.programs.models import Program
@@ -29,7 +31,8 @@ from service.roadmaps.schemas import ProgressReportCreate
 from service.roadmaps.service import add_progress
 from service.workflow import INITIAL_STATUS, Status
 
-SEED_ACTOR = Actor(name="seed")
+# No key may take this name (auth.reserved), so the seeded facts cannot be forged.
+SEED_ACTOR = Actor(name=SEED_ACTOR_NAME)
 _URL = re.compile(r"https?://[^\s()]+")
 
 
@@ -124,7 +127,7 @@ async def _create_program(
         session,
         program=program,
         prev_hash=None,
-        kind="created",
+        kind=EventKind.CREATED,
         to_status=INITIAL_STATUS.value,
         effective_date=created_on,
         recorded_at=now,
