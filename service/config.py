@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     db_pool_size: int = Field(default=16, ge=1, le=200)
+    # A request queued behind a lock holds its pool connection while it waits, so waits are cut
+    # short: the request gets a 503 with Retry-After instead of stalling the pool. The CLI's
+    # engines set neither (see db.create_engine): `migrate` waits for the other replicas'
+    # start-up lock, and import and migration statements may run long.
+    db_lock_timeout_ms: int = Field(
+        default=5000,
+        ge=1,
+        le=600_000,
+        description="Longest wait for a lock: PostgreSQL's lock_timeout, SQLite's busy timeout",
+    )
+    db_statement_timeout_ms: int = Field(
+        default=15_000,
+        ge=0,
+        le=3_600_000,
+        description="PostgreSQL's statement_timeout for the service's requests; 0: none",
+    )
     migrate_on_start: bool = True
     require_if_match: bool = False
     require_auth_for_reads: bool = False

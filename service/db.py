@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Executable, MetaData, Row, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,40 +30,89 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+# How long a SQLite writer waits for the file's write lock when no lock timeout is given (the
+# CLI's engines): `migrate` and `import` rather wait than fail beside a running service.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers run beside the one writer; the busy timeout makes writers queue
         # instead of failing when several processes share the file.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
 
+def _discard_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the server has closed (a restart, a failover, an administrator's
+    pg_terminate_backend) is replaced at checkout instead of failing the request that draws it.
+
+    asyncpg notices the server closing the socket while the connection idles in the pool, so
+    this costs no round trip, unlike pool_pre_ping's one per checkout. A connection that dies
+    during a request is SQLAlchemy's to handle: it invalidates that connection and every
+    connection pooled before it (the error becomes a 503, see errors.database_trouble).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            # The pool discards the connection and draws another (up to three attempts).
+            raise DisconnectionError("the server closed this pooled connection")
+
+
+def _postgresql_timeouts(
+    lock_timeout_ms: int | None, statement_timeout_ms: int | None
+) -> dict[str, dict[str, str]]:
+    """asyncpg sends these as the session's settings when it connects: no extra round trip."""
+    settings: dict[str, str] = {}
+    if lock_timeout_ms is not None:
+        settings["lock_timeout"] = str(lock_timeout_ms)
+    if statement_timeout_ms is not None:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+    return {"server_settings": settings} if settings else {}
+
+
 POOL_TIMEOUT_S = 10
 
 
-def create_engine(database_url: str, *, pool_size: int = 16) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 16,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> AsyncEngine:
+    """The engine for `database_url`. The timeouts (milliseconds) are the serving process's
+    (Settings.db_lock_timeout_ms, db_statement_timeout_ms); None keeps the database's own
+    default, no limit on PostgreSQL, which is what the CLI's migrations and imports need.
+    On SQLite the lock timeout is the busy timeout and there is no statement timeout."""
     url = normalise_database_url(database_url)
     if is_sqlite(database_url):
         engine = create_async_engine(url)
-        _configure_sqlite(engine)
+        _configure_sqlite(
+            engine, SQLITE_BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
+        )
         return engine
     # No overflow: connections beyond the pool would be opened for a burst and closed again
     # when returned, i.e. a new connection per request under sustained load. A request rather
     # waits its turn (at most POOL_TIMEOUT_S, then 503), which is short because no request
     # holds a connection while its answer goes out: writes commit first, reads use
     # open_session, streams read page by page. An operator can count on workers × pool_size.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT_S,
-        pool_pre_ping=False,
+        pool_pre_ping=False,  # see _discard_closed_connections
+        connect_args=_postgresql_timeouts(lock_timeout_ms, statement_timeout_ms),
     )
+    _discard_closed_connections(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,10 +1,15 @@
 """Every error a client can get, as application/problem+json (RFC 9457).
 
-Domain code raises a `Problem` subclass, one per meaning; the handlers below render it. Anything
-unexpected becomes a bare 500 problem: the traceback goes to the log, never to the client.
+Domain code raises a `Problem` subclass, one per meaning; the handlers below render it. A
+database that cannot serve (down, unreachable, read-only, full, or a lock or statement timeout)
+is a 503 to retry, decided by `database_trouble`. Anything else unexpected becomes a bare 500
+problem: the traceback goes to the log, never to the client.
 """
 
+import enum
 import logging
+import socket
+import traceback
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -144,16 +149,145 @@ async def _handle_validation_error(_request: Request, exc: Exception) -> JSONRes
     )
 
 
-async def _handle_pool_exhausted(request: Request, _exc: Exception) -> JSONResponse:
-    logger.warning("no database connection came free for %s %s", request.method, request.url.path)
-    return problem_response(
-        503,
-        "The service is busy: no database connection came free in time. Retry shortly.",
-        headers={"Retry-After": "1"},
+class DatabaseTrouble(enum.Enum):
+    """Why the database could not serve a request, when the request is not at fault."""
+
+    BUSY = "busy"  # it works, but this request waited too long for a lock or a connection
+    UNAVAILABLE = "unavailable"  # it cannot be reached, or cannot write
+
+
+# PostgreSQL SQLSTATEs. Classes 08 (connection exception), 53 (insufficient resources: disk
+# full, out of memory, too many connections), 57P (shutting down, starting up, terminated)
+# and 58 (I/O error); 25006: a standby, or a database set read-only. Everything else, above
+# all class 23 (integrity) and 42 (bad SQL), is an answer or a bug, not an outage.
+_PG_BUSY = frozenset({"55P03", "57014"})  # lock_timeout, statement_timeout
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
+_PG_UNAVAILABLE = frozenset({"25006"})
+
+# SQLite primary result codes (the low byte of sqlite3.Error.sqlite_errorcode): SQLITE_ERROR,
+# the code of a bad statement or a missing table, is not among them.
+_SQLITE_TROUBLE = {
+    5: DatabaseTrouble.BUSY,  # SQLITE_BUSY: "database is locked" after the busy timeout
+    6: DatabaseTrouble.BUSY,  # SQLITE_LOCKED: "database table is locked"
+    8: DatabaseTrouble.UNAVAILABLE,  # SQLITE_READONLY: "attempt to write a readonly database"
+    10: DatabaseTrouble.UNAVAILABLE,  # SQLITE_IOERR: "disk I/O error"
+    13: DatabaseTrouble.UNAVAILABLE,  # SQLITE_FULL: "database or disk is full"
+    14: DatabaseTrouble.UNAVAILABLE,  # SQLITE_CANTOPEN: "unable to open database file"
+}
+
+# Failing to connect surfaces as the socket's own error, not wrapped by SQLAlchemy: refused,
+# reset, timed out, a host name that does not resolve. A missing Unix socket (PostgreSQL
+# stopped) is a bare FileNotFoundError, told from a bug only by where it was raised.
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+_DRIVER_PACKAGES = frozenset({"asyncpg", "aiosqlite", "sqlalchemy"})
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    return any(
+        str(frame.f_globals.get("__name__", "")).partition(".")[0] in _DRIVER_PACKAGES
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
 
 
+def _postgresql_trouble(sqlstate: str) -> DatabaseTrouble | None:
+    if sqlstate in _PG_BUSY:
+        return DatabaseTrouble.BUSY
+    if sqlstate in _PG_UNAVAILABLE or sqlstate.startswith(_PG_UNAVAILABLE_CLASSES):
+        return DatabaseTrouble.UNAVAILABLE
+    return None
+
+
+def database_trouble(exc: BaseException) -> DatabaseTrouble | None:
+    """Whether `exc` is the database failing to serve, to be retried later, rather than a bug.
+
+    Decided by the error's code where the driver gives one (asyncpg's SQLSTATE, sqlite3's
+    result code), never by its class alone: sqlite3 raises OperationalError for a locked
+    database and for a syntax error alike.
+    """
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # the pool stayed exhausted
+        return DatabaseTrouble.BUSY
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:  # SQLAlchemy found the connection dead and dropped it
+            return DatabaseTrouble.UNAVAILABLE
+        return database_trouble(exc.orig) if exc.orig is not None else None
+    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's errors and SQLAlchemy's wrappers
+    if isinstance(sqlstate, str):
+        return _postgresql_trouble(sqlstate)
+    sqlite_code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return _SQLITE_TROUBLE.get(sqlite_code & 0xFF)
+    if isinstance(exc, OSError) and (
+        isinstance(exc, _NETWORK_ERRORS) or _raised_by_database_driver(exc)
+    ):
+        return DatabaseTrouble.UNAVAILABLE
+    return None
+
+
+class DatabaseBusy(Problem):
+    status = 503
+    slug = "database-busy"
+    title = "Database busy"
+
+
+class DatabaseUnavailable(Problem):
+    status = 503
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+
+def database_problem(trouble: DatabaseTrouble) -> Problem:
+    if trouble is DatabaseTrouble.BUSY:
+        # A lock or a connection frees within moments.
+        return DatabaseBusy(
+            "The database is busy: this request waited too long for a lock or a connection. "
+            "Retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    # A restart or a failover takes seconds; a full disk longer, but retrying costs little.
+    # No promise that nothing was written: the connection may have died during the commit
+    # (an Idempotency-Key makes the retry safe either way).
+    return DatabaseUnavailable(
+        "The database is unavailable at the moment. Retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def brief(exc: BaseException) -> str:
+    """The error in one line, for a log: its type and the first line of the driver's message."""
+    # Not SQLAlchemy's message, which appends the statement and its parameters.
+    cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def _database_trouble_response(request: Request, exc: Exception) -> JSONResponse | None:
+    trouble = database_trouble(exc)
+    if trouble is None:
+        return None
+    # A warning without a traceback: an outage is an operator's matter, not a code path to debug.
+    logger.warning(
+        "database %s on %s %s: %s",
+        trouble.value,
+        request.method,
+        request.url.path,
+        brief(exc),
+    )
+    return render_problem(database_problem(trouble))
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    response = _database_trouble_response(request, exc)
+    if response is None:
+        raise exc  # a bug, not an outage: on to _handle_unexpected, its 500 and its traceback
+    return response
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Database trouble in a form not registered below (a driver error SQLAlchemy did not wrap)
+    # is still a 503, though from here the server closes the client's connection afterwards.
+    response = _database_trouble_response(request, exc)
+    if response is not None:
+        return response
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "The server could not complete the request.")
 
@@ -162,8 +296,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
-    # SQLAlchemy's TimeoutError: the connection pool stayed exhausted (db.POOL_TIMEOUT_S).
-    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _handle_pool_exhausted)
+    # The errors a database outage raises, handled here rather than by the catch-all below:
+    # Starlette re-raises what reaches the catch-all, and the server then drops the client's
+    # keep-alive connection, so that a client retrying an outage would reconnect every time.
+    for error in (sqlalchemy.exc.TimeoutError, sqlalchemy.exc.DBAPIError, OSError):
+        app.add_exception_handler(error, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

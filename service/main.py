@@ -36,7 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            lock_timeout_ms=settings.db_lock_timeout_ms,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.autocommit_engine = autocommit_engine(engine)

@@ -1,10 +1,11 @@
 """Creating, listing, revoking and checking API keys."""
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.audit.service import utc_now
@@ -13,6 +14,8 @@ from service.auth.reserved import reserved_name_in
 from service.auth.roles import Role
 from service.auth.tokens import hash_secret, new_key, parse_key, secret_matches
 from service.errors import Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
 
 # last_used_at is a hint for operators, not an audit trail: refreshing it at most once a minute
 # keeps reads from turning into writes.
@@ -87,7 +90,12 @@ async def authenticate(engine: AsyncEngine, token: str) -> KeyHolder | None:
             return None
         now = utc_now()
         if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
-            await connection.execute(
-                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
-            )
+            try:
+                await connection.execute(
+                    update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+                )
+            except OperationalError:
+                # A hint, not the request's work: a database that cannot take writes (read-only,
+                # full, locked) must not turn a keyed read into a 503.
+                logger.warning("could not refresh last_used_at of key %r", key.name)
     return KeyHolder(key.name, Role(key.role))
