@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             purger.cancel()
+            # Wait for it to end before the engine goes: a purge cut mid-statement must not
+            # be left holding a connection (or, on SQLite, a driver thread) past the dispose.
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
             await engine.dispose()
 
     app = FastAPI(
