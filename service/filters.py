@@ -19,8 +19,8 @@ def _unknown(parameter: str, what: str, value: str) -> InvalidInput:
 async def require_known(
     session: AsyncSession, *, roadmap: str | None = None, program: str | None = None
 ) -> None:
-    """Raise a 422 problem naming the filter whose value names nothing. Callers run it only
-    when a filtered result came back empty, so a normal read pays nothing for it."""
+    """Raise a 422 problem naming the filter whose value names nothing. Uncached reads run it
+    only when a filtered result came back empty, so a normal read pays nothing for it."""
     if roadmap is not None:
         found = await session.scalar(select(Roadmap.id).where(Roadmap.code == roadmap))
         if found is None:

@@ -82,8 +82,10 @@ class LockedProgram(ProgramRow):
 # across requests keeps its memoised cache key, so SQLAlchemy neither rebuilds nor recompiles
 # it. Pass {"today": today_utc()} (and "code") when executing them.
 TODAY = bindparam("today", type_=Date())
-WRITE_LOCK_SEED = 0x524D
 CODE = bindparam("code", type_=String())
+# Seeds the hash of a programme code into its advisory-lock key, apart from other uses of
+# hashtextextended.
+WRITE_LOCK_SEED = 0x524D
 
 
 def _progress_by_program(*, one: bool) -> Subquery:
@@ -276,7 +278,7 @@ async def list_programs(
 async def lock_program(
     session: AsyncSession, code: str, *, if_match: str | None = None
 ) -> LockedProgram:
-    """Take the programme's row lock for the rest of the transaction, and read it.
+    """Take the programme's write lock for the rest of the transaction, and read it.
 
     PostgreSQL: a transaction-level advisory lock on the programme's code, so concurrent
     writers to one programme queue there, as the first statement of the write's transaction.

@@ -58,10 +58,9 @@ async def timeline(
             f"From {start} to {last} by {interval.value} is more than {service.MAX_POINTS} "
             "points; use a longer interval or a shorter range."
         )
+    known = known_at_utc(known_at)  # refused before a session is opened, like the range
     async with view.session() as session:
-        counts = await service.timeline(
-            session, points, roadmap=roadmap, known_at=known_at_utc(known_at)
-        )
+        counts = await service.timeline(session, points, roadmap=roadmap, known_at=known)
     return view.answer(
         TimelineRead(
             interval=interval.value,
