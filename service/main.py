@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 
 from service import health, meta_router, metrics
 from service.audit.router import router as events_router
@@ -20,6 +21,7 @@ from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
 from service.logs import RequestLog
+from service.milestones.router import all_milestones_router
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi
 from service.programs.router import router as programs_router
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NotModified, not_modified_response)
     install_openapi(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # leaves text/event-stream alone
     if settings.cors_origin_list:
         app.add_middleware(
             ProblemCORSMiddleware,
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         programs_router,
         milestones_router,
+        all_milestones_router,
         events_router,
         stream_router,
         exports_router,

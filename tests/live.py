@@ -33,7 +33,12 @@ class LiveServer:
 
 
 def start_server(
-    database_url: str, log: Path, *, workers: int = 4, extra_env: dict[str, str] | None = None
+    database_url: str,
+    log: Path,
+    *,
+    workers: int = 4,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> LiveServer:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
@@ -44,6 +49,7 @@ def start_server(
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        cwd=cwd,
     )
     server = LiveServer(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60

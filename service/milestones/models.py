@@ -18,6 +18,8 @@ class Milestone(Base):
     title: Mapped[str] = mapped_column(String(500))
     due_date: Mapped[date | None] = mapped_column(Date)
     done_date: Mapped[date | None] = mapped_column(Date)
+    # The date of the act that set the milestone: it exists, in an as-of view, from this day.
+    set_on: Mapped[date] = mapped_column(Date)
     source_url: Mapped[str | None] = mapped_column(String(2000))
     sources: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     note: Mapped[str | None] = mapped_column(Text)

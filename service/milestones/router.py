@@ -1,7 +1,9 @@
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
+from service.audit.models import Event
 from service.audit.service import event_read
 from service.auth.dependencies import EditorDep
 from service.caching import ComputedView
@@ -10,30 +12,72 @@ from service.db import SessionDep
 from service.errors import problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.milestones import service
+from service.milestones.models import Milestone
+from service.milestones.rules import MilestoneState
 from service.milestones.schemas import (
     MilestoneChange,
     MilestoneCreate,
     MilestoneList,
+    MilestonePage,
     MilestoneUpdate,
 )
+from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs.router import IfMatchDep, ProgramCode, actor_of
-from service.programs.service import get_program, program_read, today_utc
+from service.programs.service import ProgramRow, get_program, program_read, today_utc
+from service.schemas import Text
 
 router = APIRouter(prefix="/programs/{code}/milestones", tags=["milestones"])
+# Milestones of every programme, for a deadline dashboard.
+all_milestones_router = APIRouter(prefix="/milestones", tags=["milestones"])
 
 MilestoneId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@all_milestones_router.get("", response_model=MilestonePage, responses=problem_responses(422))
+async def find_milestones(
+    view: ComputedView,
+    program: Annotated[Text | None, Query(max_length=64)] = None,
+    roadmap: Annotated[Text | None, Query(max_length=64)] = None,
+    state: Annotated[MilestoneState | None, Query(description="State today (UTC)")] = None,
+    due_before: Annotated[date | None, Query(description="Due before this day")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
+) -> Response:
+    if (cached := view.hit()) is not None:
+        return cached
+    after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
+    async with view.session() as session:
+        items = await service.find_milestones(
+            session,
+            after_id=after_id,
+            limit=limit,
+            program=program,
+            roadmap=roadmap,
+            state=state,
+            due_before=due_before,
+        )
+    next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
+    return view.answer(MilestonePage(items=items, next_cursor=next_cursor))
+
+
+def _milestone_change(
+    milestone: Milestone, row: ProgramRow, event: Event | None
+) -> MilestoneChange:
+    code = row.program.code
+    return MilestoneChange(
+        milestone=service.milestone_read(milestone, code, row.program.status, today_utc()),
+        program=program_read(row),
+        event=event_read(event, code) if event else None,
+    )
 
 
 @router.get("", response_model=MilestoneList, responses=problem_responses(404))
 async def list_milestones(code: ProgramCode, view: ComputedView) -> Response:
     if (cached := view.hit()) is not None:
         return cached
-    today = today_utc()
     async with view.session() as session:
         milestones = await service.list_milestones(session, code)
-    return view.answer(
-        MilestoneList(items=[service.milestone_read(m, code, today) for m in milestones])
-    )
+    return view.answer(MilestoneList(items=milestones))
 
 
 @router.post(
@@ -56,12 +100,7 @@ async def add_milestone(
             session, code, data, actor_of(editor, None), if_match=if_match
         )
         row = await get_program(session, code)  # progress now counts the new milestone
-        change = MilestoneChange(
-            milestone=service.milestone_read(milestone, code, today_utc()),
-            program=program_read(row),
-            event=event_read(event, code),
-        )
-        return change, {
+        return _milestone_change(milestone, row, event), {
             "Location": f"/api/v1/programs/{code}/milestones/{milestone.id}",
             "ETag": etag_for_version(row.program.version),
         }
@@ -89,11 +128,7 @@ async def update_milestone(
             session, code, milestone_id, data, actor_of(editor, None), if_match=if_match
         )
         row = await get_program(session, code)
-        change = MilestoneChange(
-            milestone=service.milestone_read(milestone, code, today_utc()),
-            program=program_read(row),
-            event=event_read(event, code) if event else None,
-        )
+        change = _milestone_change(milestone, row, event)
         return change, {"ETag": etag_for_version(row.program.version)}
 
     return await respond_to_write(request, session, idempotency_key, work, status_code=200)

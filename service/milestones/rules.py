@@ -1,20 +1,33 @@
-"""What a milestone's dates say about it. Pure."""
+"""What a milestone's dates, and its programme's status, say about it on a given day. Pure."""
 
 from datetime import date
 from enum import StrEnum
+
+from service.workflow import STATES
+
+# A programme in one of these states will not act any more: what it left undone was missed.
+CLOSED_STATUSES = tuple(state.name.value for state in STATES if state.terminal)
 
 
 class MilestoneState(StrEnum):
     PLANNED = "planned"
     OVERDUE = "overdue"
     DONE = "done"
+    MISSED = "missed"
 
 
-def milestone_state(due_date: date | None, done_date: date | None, today: date) -> MilestoneState:
-    """Done when it has a done date; overdue when its due date has passed (UTC today) without
-    one; planned otherwise — including a milestone with no due date at all."""
-    if done_date is not None:
+def milestone_state(
+    due_date: date | None, done_date: date | None, day: date, *, closed: bool
+) -> MilestoneState:
+    """The state at the end of `day`: done once its done date has come; missed when its
+    programme had closed (completed, carried over, withdrawn) without it; overdue when its due
+    date had passed without it; planned otherwise, including a milestone with no due date.
+
+    service.milestones.queries states the same rule in SQL; tests check that the two agree."""
+    if done_date is not None and done_date <= day:
         return MilestoneState.DONE
-    if due_date is not None and due_date < today:
+    if closed:
+        return MilestoneState.MISSED
+    if due_date is not None and due_date < day:
         return MilestoneState.OVERDUE
     return MilestoneState.PLANNED

@@ -7,11 +7,14 @@ from service.milestones.rules import MilestoneState
 from service.programs.schemas import ProgramRead
 from service.schemas import LongText, ReadModel, RequestModel, ShortText, SourceUrl, Timestamp
 
+SET_ON = "The date of the act that set the milestone (default today; not in the future)."
+
 
 class MilestoneCreate(RequestModel):
     title: ShortText
     due_date: date | None = None
     done_date: date | None = Field(default=None, description="Not in the future.")
+    set_on: date | None = Field(default=None, description=SET_ON)
     source_url: SourceUrl | None = None
     note: LongText | None = None
 
@@ -22,6 +25,7 @@ class MilestoneUpdate(RequestModel):
     title: ShortText | None = None
     due_date: date | None = None
     done_date: date | None = None
+    set_on: date | None = Field(default=None, description=SET_ON)
     source_url: SourceUrl | None = None
     note: LongText | None = None
 
@@ -32,6 +36,7 @@ class MilestoneRead(ReadModel):
     title: str
     due_date: date | None
     done_date: date | None
+    set_on: date
     state: MilestoneState
     source_url: str | None
     sources: list[str]
@@ -42,6 +47,11 @@ class MilestoneRead(ReadModel):
 
 class MilestoneList(ReadModel):
     items: list[MilestoneRead]
+
+
+class MilestonePage(ReadModel):
+    items: list[MilestoneRead]
+    next_cursor: str | None
 
 
 class MilestoneChange(ReadModel):

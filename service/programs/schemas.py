@@ -76,9 +76,15 @@ class TransitionRequest(ChangeContext):
 class ProgressRead(ReadModel):
     milestones_total: int
     milestones_done: int
-    milestones_overdue: int
+    milestones_overdue: int = Field(
+        description="Not done, past their due date, while the programme is still open."
+    )
+    milestones_missed: int = Field(
+        description="Not done when the programme closed (completed, carried over, withdrawn)."
+    )
     next_due_date: date | None = Field(
-        description="The earliest due date, today or later, among milestones not yet done."
+        description="The earliest due date, today or later, among milestones not yet done "
+        "(none once the programme has closed)."
     )
 
 

@@ -4,7 +4,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Select, String, Subquery, and_, bindparam, case, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Subquery,
+    and_,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
@@ -22,7 +32,7 @@ from service.errors import (
     TransitionNotAllowed,
 )
 from service.filters import require_known
-from service.milestones.models import Milestone
+from service.milestones.queries import progress_by_program, progress_columns
 from service.programs.asof import descriptive_fields_as_of, status_seq_as_of
 from service.programs.models import Program
 from service.programs.schemas import (
@@ -52,6 +62,7 @@ class Progress:
     total: int = 0
     done: int = 0
     overdue: int = 0
+    missed: int = 0
     next_due_date: date | None = None
 
 
@@ -80,44 +91,17 @@ class LockedProgram(ProgramRow):
 
 # The statements below are built once, with these parameters: a statement object reused
 # across requests keeps its memoised cache key, so SQLAlchemy neither rebuilds nor recompiles
-# it. Pass {"today": today_utc()} (and "code") when executing them.
-TODAY = bindparam("today", type_=Date())
+# it. Pass {"day": today_utc()} (or the as-of date) and "code" when executing them.
 CODE = bindparam("code", type_=String())
 # Seeds the hash of a programme code into its advisory-lock key, apart from other uses of
 # hashtextextended.
 WRITE_LOCK_SEED = 0x524D
 
 
-def _progress_by_program(*, one: bool) -> Subquery:
-    """Milestone counts per programme as of TODAY, in one grouped subquery (for the programme
-    with CODE only when `one`, so a single read does not count everyone's)."""
-    still_open = Milestone.done_date.is_(None)
-    query = select(
-        Milestone.program_id.label("program_id"),
-        func.count().label("total"),
-        func.count(Milestone.done_date).label("done"),
-        func.count(case((and_(still_open, Milestone.due_date < TODAY), 1))).label("overdue"),
-        func.min(case((and_(still_open, Milestone.due_date >= TODAY), Milestone.due_date))).label(
-            "next_due_date"
-        ),
-    ).group_by(Milestone.program_id)
-    if one:
-        program_id = select(Program.id).where(Program.code == CODE).scalar_subquery()
-        query = query.where(Milestone.program_id == program_id)
-    return query.subquery("progress")
-
-
-PROGRESS_BY_PROGRAM = _progress_by_program(one=False)
-
-
-def _progress_columns(progress: Subquery) -> tuple[Any, ...]:
-    return (progress.c.total, progress.c.done, progress.c.overdue, progress.c.next_due_date)
-
-
 def _progress_of(
-    total: int | None, done: int | None, overdue: int | None, next_due: Any
+    total: int | None, done: int | None, overdue: int | None, missed: int | None, next_due: Any
 ) -> Progress:
-    return Progress(total or 0, done or 0, overdue or 0, next_due)
+    return Progress(total or 0, done or 0, overdue or 0, missed or 0, next_due)
 
 
 def program_read(row: ProgramRow) -> ProgramRead:
@@ -148,6 +132,7 @@ def program_read(row: ProgramRow) -> ProgramRead:
             milestones_total=progress.total,
             milestones_done=progress.done,
             milestones_overdue=progress.overdue,
+            milestones_missed=progress.missed,
             next_due_date=progress.next_due_date,
         ),
     )
@@ -157,16 +142,26 @@ def today_utc() -> date:
     return utc_now().date()
 
 
-def _select_programs(progress: Subquery) -> Select[Any]:
+# The event that gave a programme its status at a point in time (one alias, so that the join
+# and a status filter refer to the same thing).
+STATUS_THEN = aliased(Event, name="status_then")
+
+
+def _select_programs(progress: Subquery, status: ColumnElement[str]) -> Select[Any]:
+    """Programmes with their roadmap and progress, for a programme status given by `status`
+    (now, or then: see _programs_then)."""
     return (
-        select(Program, Roadmap.code, *_progress_columns(progress))
+        select(Program, Roadmap.code, *progress_columns(progress, status))
         .join(Roadmap, Roadmap.id == Program.roadmap_id)
         .outerjoin(progress, progress.c.program_id == Program.id)
     )
 
 
-PROGRAMS = _select_programs(PROGRESS_BY_PROGRAM)
-PROGRAM_BY_CODE = _select_programs(_progress_by_program(one=True)).where(Program.code == CODE)
+PROGRESS = progress_by_program()
+PROGRAMS = _select_programs(PROGRESS, Program.status)
+PROGRAM_BY_CODE = _select_programs(progress_by_program(code=CODE), Program.status).where(
+    Program.code == CODE
+)
 # A programme's write lock: a transaction-level advisory lock on its code (a 64-bit hash; two
 # codes that collide merely queue behind each other). It reads nothing: see lock_program.
 LOCK_PROGRAM = select(func.pg_advisory_xact_lock(func.hashtextextended(CODE, WRITE_LOCK_SEED)))
@@ -176,15 +171,12 @@ PROGRAM_WITH_HEAD_BY_CODE = PROGRAM_BY_CODE.add_columns(Event.hash).outerjoin(
 )
 
 
-# The event that gave a programme its status at a point in time (one alias, so that the join
-# and a status filter refer to the same thing).
-STATUS_THEN = aliased(Event, name="status_then")
-
-
-def _with_status_then(query: Select[Any], point: PointInTime) -> Select[Any]:
-    """Join each programme's status event in force at `point`; programmes that did not exist
-    yet drop out."""
-    joined = query.join(
+def _programs_then(point: PointInTime, *, code: ColumnElement[str] | None = None) -> Select[Any]:
+    """Programmes as they stood at `point`: status, and progress counted then (milestones set
+    by then, done by then, overdue or missed by the status then). Programmes that did not
+    exist yet drop out."""
+    progress = progress_by_program(code=code, known_at=point.known_at)
+    joined = _select_programs(progress, STATUS_THEN.to_status).join(
         STATUS_THEN,
         and_(
             STATUS_THEN.program_id == Program.id,
@@ -202,8 +194,8 @@ async def _rows(
         ProgramRow(
             row[0],
             row[1],
-            _progress_of(*row[2:6]),
-            status_then=(row[6], row[7]) if point is not None else None,
+            _progress_of(*row[2:7]),
+            status_then=(row[7], row[8]) if point is not None else None,
         )
         for row in await session.execute(query, params)
     ]
@@ -219,8 +211,11 @@ async def _rows(
 async def get_program(
     session: AsyncSession, code: str, point: PointInTime | None = None, *, today: date | None = None
 ) -> ProgramRow:
-    query = PROGRAM_BY_CODE if point is None else _with_status_then(PROGRAM_BY_CODE, point)
-    rows = await _rows(session, query, {"code": code, "today": today or today_utc()}, point)
+    if point is None:
+        query, day = PROGRAM_BY_CODE, today or today_utc()
+    else:
+        query, day = _programs_then(point, code=CODE).where(Program.code == CODE), point.as_of
+    rows = await _rows(session, query, {"code": code, "day": day}, point)
     if not rows:
         if point is not None:
             known = f" as recorded by {point.known_at.isoformat()}" if point.known_at else ""
@@ -252,10 +247,8 @@ async def list_programs(
     overdue: bool | None = None,
     point: PointInTime | None = None,
 ) -> list[ProgramRow]:
-    progress = PROGRESS_BY_PROGRAM
-    query = PROGRAMS.where(Program.id > after_id).order_by(Program.id).limit(limit)
-    if point is not None:
-        query = _with_status_then(query, point)
+    base = PROGRAMS if point is None else _programs_then(point)
+    query = base.where(Program.id > after_id).order_by(Program.id).limit(limit)
     if status is not None:
         current = STATUS_THEN.to_status if point is not None else Program.status
         query = query.where(current == status.value)
@@ -265,11 +258,15 @@ async def list_programs(
         query = query.where(Roadmap.code == roadmap)
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Program.title.ilike(f"%{escaped}%", escape="\\"))
+        pattern = f"%{escaped}%"
+        query = query.where(
+            Program.title.ilike(pattern, escape="\\") | Program.title_ru.ilike(pattern, escape="\\")
+        )
     if overdue is not None:
-        has_overdue = func.coalesce(progress.c.overdue, 0) > 0
+        has_overdue = func.coalesce(query.selected_columns.overdue, 0) > 0
         query = query.where(has_overdue if overdue else ~has_overdue)
-    rows = await _rows(session, query, {"today": today_utc()}, point)
+    day = today_utc() if point is None else point.as_of
+    rows = await _rows(session, query, {"day": day}, point)
     if not rows:
         await require_known(session, roadmap=roadmap)
     return rows
@@ -306,7 +303,7 @@ async def lock_program(
         )
     else:
         await session.execute(LOCK_PROGRAM, {"code": code})
-    params = {"code": code, "today": today_utc()}
+    params = {"code": code, "day": today_utc()}
     row = (await session.execute(PROGRAM_WITH_HEAD_BY_CODE, params)).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
@@ -318,7 +315,7 @@ async def lock_program(
             f"The programme has changed: its ETag is now {current_etag}, not {if_match}.",
             headers={"ETag": current_etag},
         )
-    return LockedProgram(program, row[1], _progress_of(*row[2:6]), head_hash=row[6])
+    return LockedProgram(program, row[1], _progress_of(*row[2:7]), head_hash=row[7])
 
 
 async def create_program(

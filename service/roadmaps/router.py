@@ -69,7 +69,7 @@ async def list_progress(code: RoadmapCode, view: ComputedView) -> Response:
     "/{code}/progress",
     response_model=ProgressReportRead,
     status_code=201,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409, 422),
 )
 async def add_progress(
     code: RoadmapCode,

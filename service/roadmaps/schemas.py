@@ -32,6 +32,13 @@ class ProgressReportCreate(RequestModel):
     programs_completed: int | None = Field(default=None, ge=0, le=10_000)
     statement: Annotated[LongText, Field(min_length=1)]
     source_url: SourceUrl | None = None
+    corrects: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The id of an earlier report of this roadmap that this one corrects; "
+        "the earlier one stays in the record, marked as corrected.",
+    )
 
 
 class ProgressReportRead(ReadModel):
@@ -46,6 +53,8 @@ class ProgressReportRead(ReadModel):
     sources: list[str]
     recorded_by: str
     created_at: Timestamp
+    corrects: int | None = Field(description="The report this one corrects")
+    corrected_by: int | None = Field(description="The report that corrects this one")
 
 
 class ProgressReportList(ReadModel):
@@ -56,6 +65,7 @@ class RoadmapMilestones(ReadModel):
     total: int
     done: int
     overdue: int
+    missed: int
 
 
 class RoadmapRead(ReadModel):

@@ -6,8 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.service import utc_now
 from service.errors import Conflict, InvalidInput, NotFound
+from service.milestones.queries import progress_columns
 from service.programs.models import Program
-from service.programs.service import PROGRESS_BY_PROGRAM, today_utc
+from service.programs.service import PROGRESS, today_utc
 from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.schemas import (
     ProgressReportCreate,
@@ -19,7 +20,9 @@ from service.roadmaps.schemas import (
 from service.workflow import STATES
 
 
-def progress_report_read(report: ProgressReport, roadmap_code: str) -> ProgressReportRead:
+def progress_report_read(
+    report: ProgressReport, roadmap_code: str, corrected_by: int | None = None
+) -> ProgressReportRead:
     return ProgressReportRead(
         id=report.id,
         roadmap=roadmap_code,
@@ -32,6 +35,8 @@ def progress_report_read(report: ProgressReport, roadmap_code: str) -> ProgressR
         sources=report.sources,
         recorded_by=report.recorded_by,
         created_at=report.created_at,
+        corrects=report.corrects_id,
+        corrected_by=corrected_by,
     )
 
 
@@ -52,31 +57,32 @@ async def _counts_by_status(
 async def _milestones_by_roadmap(
     session: AsyncSession, roadmap_ids: list[int]
 ) -> dict[int, RoadmapMilestones]:
-    progress = PROGRESS_BY_PROGRAM
+    total, done, overdue, missed, _ = progress_columns(PROGRESS, Program.status)
     rows = await session.execute(
         select(
             Program.roadmap_id,
-            func.coalesce(func.sum(progress.c.total), 0),
-            func.coalesce(func.sum(progress.c.done), 0),
-            func.coalesce(func.sum(progress.c.overdue), 0),
+            *(func.coalesce(func.sum(count), 0) for count in (total, done, overdue, missed)),
         )
-        .join(progress, progress.c.program_id == Program.id)
+        .join(PROGRESS, PROGRESS.c.program_id == Program.id)
         .where(Program.roadmap_id.in_(roadmap_ids))
         .group_by(Program.roadmap_id),
-        {"today": today_utc()},
+        {"day": today_utc()},
     )
-    totals = defaultdict(lambda: RoadmapMilestones(total=0, done=0, overdue=0))
-    for roadmap_id, total, done, overdue in rows:
-        totals[roadmap_id] = RoadmapMilestones(total=total, done=done, overdue=overdue)
+    totals = defaultdict(lambda: RoadmapMilestones(total=0, done=0, overdue=0, missed=0))
+    for roadmap_id, *counts in rows:
+        totals[roadmap_id] = RoadmapMilestones(
+            total=counts[0], done=counts[1], overdue=counts[2], missed=counts[3]
+        )
     return totals
 
 
 async def _latest_reports(
     session: AsyncSession, roadmap_ids: list[int]
 ) -> dict[int, ProgressReport]:
+    corrected = select(ProgressReport.corrects_id).where(ProgressReport.corrects_id.is_not(None))
     reports = await session.scalars(
         select(ProgressReport)
-        .where(ProgressReport.roadmap_id.in_(roadmap_ids))
+        .where(ProgressReport.roadmap_id.in_(roadmap_ids), ProgressReport.id.not_in(corrected))
         .order_by(ProgressReport.date, ProgressReport.id)
     )
     return {report.roadmap_id: report for report in reports}  # the last one per roadmap wins
@@ -147,7 +153,28 @@ async def list_progress(session: AsyncSession, code: str) -> list[ProgressReport
         .where(ProgressReport.roadmap_id == roadmap.id)
         .order_by(ProgressReport.date, ProgressReport.id)
     )
-    return [progress_report_read(report, code) for report in reports]
+    reports = list(reports)
+    corrected_by = {r.corrects_id: r.id for r in reports if r.corrects_id is not None}
+    return [progress_report_read(r, code, corrected_by.get(r.id)) for r in reports]
+
+
+async def _check_correctable(session: AsyncSession, roadmap: Roadmap, report_id: int) -> None:
+    """A correction names a report of the same roadmap that no other report corrects yet."""
+    report = await session.scalar(
+        select(ProgressReport).where(
+            ProgressReport.id == report_id, ProgressReport.roadmap_id == roadmap.id
+        )
+    )
+    if report is None:
+        raise InvalidInput(f"Roadmap {roadmap.code!r} has no progress report {report_id}.")
+    later = await session.scalar(
+        select(ProgressReport.id).where(ProgressReport.corrects_id == report_id)
+    )
+    if later is not None:
+        raise Conflict(
+            f"Progress report {report_id} is already corrected by report {later}: "
+            "correct that one instead."
+        )
 
 
 async def add_progress(
@@ -161,6 +188,8 @@ async def add_progress(
     roadmap = await find_roadmap(session, code)
     if data.date > today_utc():
         raise InvalidInput(f"date {data.date} is in the future.")
+    if data.corrects is not None:
+        await _check_correctable(session, roadmap, data.corrects)
     report = ProgressReport(
         roadmap_id=roadmap.id,
         date=data.date,
@@ -172,7 +201,11 @@ async def add_progress(
         sources=sources if sources is not None else ([data.source_url] if data.source_url else []),
         recorded_by=recorded_by,
         created_at=utc_now(),
+        corrects_id=data.corrects,
     )
     session.add(report)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent correction of the same report won
+        raise Conflict(f"Progress report {data.corrects} has just been corrected.") from None
     return progress_report_read(report, code)

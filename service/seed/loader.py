@@ -5,6 +5,12 @@ history is replayed through `transition_program`, so the seed obeys the same wor
 the API. An event whose `program` is "*" applies to every programme of its file. Loading is
 idempotent: a roadmap or programme that already exists is left as it is; milestones and
 progress reports are loaded once per roadmap (remembered in seed_loads).
+
+When the bundled facts are corrected, a database seeded earlier is brought in step by
+appending, never by editing what it recorded: each correction is a part of its own, applied
+once (so an editor's later change is never undone on the next start). A milestone's corrected
+`set_on` is a `milestone_updated` event effective on that date; a corrected progress report is a
+new report that names the one it corrects. A later correction of the files adds a new part.
 """
 
 import json
@@ -21,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.kinds import EventKind
 from service.audit.service import append_event, utc_now
 from service.auth.reserved import SEED_ACTOR_NAME
-from service.milestones.schemas import MilestoneCreate
-from service.milestones.service import add_milestone
+from service.milestones.models import Milestone
+from service.milestones.schemas import MilestoneCreate, MilestoneUpdate
+from service.milestones.service import add_milestone, update_milestone
 from service.programs.models import Program
 from service.programs.schemas import TransitionRequest
 from service.programs.service import Actor, transition_program
-from service.roadmaps.models import Roadmap, SeedLoad
+from service.roadmaps.models import ProgressReport, Roadmap, SeedLoad
 from service.roadmaps.schemas import ProgressReportCreate
 from service.roadmaps.service import add_progress
 from service.workflow import INITIAL_STATUS, Status
@@ -42,6 +49,8 @@ class SeedReport:
     programs_created: list[str] = field(default_factory=list)
     milestones_added: int = 0
     progress_reports_added: int = 0
+    milestones_corrected: int = 0
+    progress_reports_corrected: int = 0
 
 
 def bundled_seed_files() -> list[Path]:
@@ -158,6 +167,7 @@ async def _load_milestones(
             title=entry["title"],
             due_date=entry.get("due_date"),
             done_date=entry.get("done_date"),
+            set_on=entry.get("set_on"),
             source_url=first_url(sources),
             note=entry.get("note"),
         )
@@ -165,27 +175,112 @@ async def _load_milestones(
         report.milestones_added += 1
 
 
+def _progress_report(entry: dict[str, Any], corrects: int | None = None) -> ProgressReportCreate:
+    return ProgressReportCreate(
+        date=entry["date"],
+        measures_done_pct=entry["measures_done_pct"],
+        measures_total=entry.get("measures_total"),
+        programs_completed=entry.get("programs_completed"),
+        statement=entry["statement"],
+        source_url=first_url(entry.get("sources", [])),
+        corrects=corrects,
+    )
+
+
 async def _load_progress_reports(
     session: AsyncSession, document: dict[str, Any], report: SeedReport
 ) -> None:
     code = document["roadmap"]["code"]
     for entry in document.get("progress_reports", []):
-        sources = entry.get("sources", [])
-        data = ProgressReportCreate(
-            date=entry["date"],
-            measures_done_pct=entry["measures_done_pct"],
-            measures_total=entry.get("measures_total"),
-            programs_completed=entry.get("programs_completed"),
-            statement=entry["statement"],
-            source_url=first_url(sources),
+        await add_progress(
+            session,
+            code,
+            _progress_report(entry),
+            recorded_by=SEED_ACTOR.name,
+            sources=entry.get("sources", []),
         )
-        await add_progress(session, code, data, recorded_by=SEED_ACTOR.name, sources=sources)
         report.progress_reports_added += 1
+
+
+async def _correct_milestone_set_on(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    """Seeded milestones were once dated the day the database was seeded; the files now say
+    which act set each one (`set_on`)."""
+    for entry in document.get("milestones", []):
+        if entry.get("set_on") is None:
+            continue
+        set_on = date.fromisoformat(entry["set_on"])
+        milestone = await session.scalar(
+            select(Milestone)
+            .join(Program, Program.id == Milestone.program_id)
+            .where(Program.code == entry["program"], Milestone.title == entry["title"])
+        )
+        if milestone is None or milestone.set_on == set_on:
+            continue
+        sources = entry.get("sources", [])
+        # The same source_url as the milestone's own (seeded from the same entry), so it is
+        # not a change; it gives the event its source.
+        data = MilestoneUpdate(set_on=set_on, source_url=first_url(sources))
+        await update_milestone(
+            session, entry["program"], milestone.id, data, SEED_ACTOR, sources=sources
+        )
+        report.milestones_corrected += 1
+
+
+async def _correct_progress_reports(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    """A seeded report that the files now state differently is corrected by a new report."""
+    code = document["roadmap"]["code"]
+    seeded = (
+        await session.scalars(
+            select(ProgressReport)
+            .join(Roadmap, Roadmap.id == ProgressReport.roadmap_id)
+            .where(Roadmap.code == code, ProgressReport.recorded_by == SEED_ACTOR.name)
+            .order_by(ProgressReport.id)
+        )
+    ).all()
+    corrected = {r.corrects_id for r in seeded if r.corrects_id is not None}
+    current = {r.date: r for r in seeded if r.id not in corrected}
+    for entry in document.get("progress_reports", []):
+        wanted = _progress_report(entry)
+        was = current.get(wanted.date)
+        if was is None or _report_fields(was) == wanted.model_dump(exclude={"corrects"}):
+            continue
+        await add_progress(
+            session,
+            code,
+            _progress_report(entry, corrects=was.id),
+            recorded_by=SEED_ACTOR.name,
+            sources=entry.get("sources", []),
+        )
+        report.progress_reports_corrected += 1
+
+
+def _report_fields(report: ProgressReport) -> dict[str, Any]:
+    return {
+        name: getattr(report, name)
+        for name in (
+            "date",
+            "measures_done_pct",
+            "measures_total",
+            "programs_completed",
+            "statement",
+            "source_url",
+        )
+    }
 
 
 # Parts of a roadmap file loaded once each, in this order, and remembered in seed_loads: a part
 # that a later version of the service learns to load is loaded into older databases on start.
-_PARTS = {"milestones": _load_milestones, "progress_reports": _load_progress_reports}
+# On a database seeded from the current files the corrections find nothing to correct.
+_PARTS = {
+    "milestones": _load_milestones,
+    "progress_reports": _load_progress_reports,
+    "milestone_set_on": _correct_milestone_set_on,
+    "progress_report_corrections": _correct_progress_reports,
+}
 
 
 async def _load_missing_parts(

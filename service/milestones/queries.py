@@ -1,0 +1,89 @@
+"""Milestones in SQL: the state rule of service.milestones.rules, and each programme's progress,
+both evaluated at the end of a day given as the `day` parameter (today, or an as-of date)."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Subquery,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
+
+from service.milestones.models import Milestone
+from service.milestones.rules import CLOSED_STATUSES, MilestoneState
+from service.programs.models import Program
+
+DAY = bindparam("day", type_=Date())
+
+
+def is_closed(status: ColumnElement[str]) -> ColumnElement[bool]:
+    return status.in_(CLOSED_STATUSES)
+
+
+def _done_by(day: ColumnElement[Any]) -> ColumnElement[bool]:
+    return and_(Milestone.done_date.is_not(None), Milestone.done_date <= day)
+
+
+def _open_at(day: ColumnElement[Any]) -> ColumnElement[bool]:
+    return or_(Milestone.done_date.is_(None), Milestone.done_date > day)
+
+
+def state_at(day: ColumnElement[Any], status: ColumnElement[str]) -> ColumnElement[str]:
+    """milestones.rules.milestone_state, for a milestone of a programme in `status`."""
+    return case(
+        (_done_by(day), MilestoneState.DONE.value),
+        (is_closed(status), MilestoneState.MISSED.value),
+        (Milestone.due_date < day, MilestoneState.OVERDUE.value),  # NULL: no due date
+        else_=MilestoneState.PLANNED.value,
+    )
+
+
+def progress_by_program(
+    *, code: ColumnElement[str] | None = None, known_at: datetime | None = None
+) -> Subquery:
+    """Per programme, its milestones that existed at the end of DAY (set on or before it, and
+    recorded by `known_at` when given), grouped: total, done, and the open ones (all, past their
+    due date, and the next due date). Only for the programme with `code` when given, so a
+    single read does not count everyone's. Whether open means overdue or missed depends on the
+    programme's status then, which progress_columns adds."""
+    open_ = _open_at(DAY)
+    query = (
+        select(
+            Milestone.program_id.label("program_id"),
+            func.count().label("total"),
+            func.count(case((_done_by(DAY), 1))).label("done"),
+            func.count(case((open_, 1))).label("open"),
+            func.count(case((and_(open_, Milestone.due_date < DAY), 1))).label("past_due"),
+            func.min(case((and_(open_, Milestone.due_date >= DAY), Milestone.due_date))).label(
+                "next_due_date"
+            ),
+        )
+        .where(Milestone.set_on <= DAY)
+        .group_by(Milestone.program_id)
+    )
+    if code is not None:
+        program_id = select(Program.id).where(Program.code == code).scalar_subquery()
+        query = query.where(Milestone.program_id == program_id)
+    if known_at is not None:
+        query = query.where(Milestone.created_at <= known_at)
+    return query.subquery("progress")
+
+
+def progress_columns(progress: Subquery, status: ColumnElement[str]) -> tuple[Any, ...]:
+    """total, done, overdue, missed and next due date, for a programme in `status`: a closed
+    programme's open milestones are missed, and nothing of it is due any more."""
+    closed = is_closed(status)
+    return (
+        progress.c.total,
+        progress.c.done,
+        case((closed, 0), else_=progress.c.past_due).label("overdue"),
+        case((closed, progress.c.open), else_=0).label("missed"),
+        case((closed, None), else_=progress.c.next_due_date).label("next_due_date"),
+    )
