@@ -1,6 +1,7 @@
 """The programmes API: reading, creating, patching and changing status."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -210,3 +211,26 @@ async def test_history_pages_oldest_first(client: httpx.AsyncClient) -> None:
     assert second["next_cursor"] is None
     missing = await client.get(f"{API}/programs/nothing/history")
     assert missing.status_code == 404
+
+
+async def test_search_looks_at_russian_titles_too(client: httpx.AsyncClient) -> None:
+    everything = (await client.get(f"{API}/programs", params={"limit": 500})).json()["items"]
+
+    def matches(program: dict[str, Any], text: str) -> bool:
+        titles = (program["title"], program["title_ru"] or "")
+        return any(text.casefold() in title.casefold() for title in titles)
+
+    for text in ("газ", "gas", "рынка"):
+        found = (await client.get(f"{API}/programs", params={"q": text})).json()["items"]
+        assert found, text
+        assert {p["code"] for p in found} == {p["code"] for p in everything if matches(p, text)}
+    gas = (await client.get(f"{API}/programs", params={"q": "газ"})).json()["items"]
+    assert "gas_market" in {p["code"] for p in gas}
+
+
+async def test_as_of_status_filter_is_the_status_then(client: httpx.AsyncClient) -> None:
+    day = "2022-12-31"
+    delayed = await client.get(f"{API}/programs", params={"as_of": day, "status": "delayed"})
+    assert [p["code"] for p in delayed.json()["items"]] == ["gas_market"]
+    everyone = (await client.get(f"{API}/programs", params={"as_of": day, "limit": 500})).json()
+    assert [p["code"] for p in everyone["items"] if p["status"] == "delayed"] == ["gas_market"]
