@@ -23,7 +23,7 @@ from service.limits import BodySizeLimit
 from service.logs import RequestLog
 from service.milestones.router import all_milestones_router
 from service.milestones.router import router as milestones_router
-from service.openapi import install_openapi
+from service.openapi import install_openapi, operation_id
 from service.programs.router import router as programs_router
 from service.query_params import refuse_unexpected_query
 from service.roadmaps.router import router as roadmaps_router
@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "and how it got there, with a source for every step.",
         lifespan=lifespan,
         dependencies=[Depends(refuse_unexpected_query)],
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served from the package by install_openapi, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.head_revision = head_revision()

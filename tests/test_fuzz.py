@@ -542,6 +542,9 @@ VALID_VALUES: dict[str, tuple[str, str]] = {
     "start": ("2022-01-01", "2023-01-01"),
     "end": ("2023-12-31", "2024-12-31"),
     "interval": ("month", "year"),
+    "format": ("wide", "long"),
+    "state": ("done", "missed"),
+    "due_before": ("2023-01-01", "2024-01-01"),
 }
 # Filters of a list, which may mean "any of" when repeated; any other parameter given twice is
 # ambiguous and must be refused.

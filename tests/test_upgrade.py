@@ -115,7 +115,7 @@ async def test_a_database_of_the_previous_release_upgrades_losing_nothing(
     assert " 0 mismatches" in _run(None, empty_database, "verify")
     engine = create_engine(empty_database)
     async with engine.connect() as connection:
-        set_on = dict(
+        set_on: dict[str, Any] = dict(
             (await connection.execute(text("SELECT title, set_on FROM milestones"))).all()
         )
         reports = (

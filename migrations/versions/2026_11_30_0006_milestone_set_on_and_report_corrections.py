@@ -34,9 +34,7 @@ def upgrade() -> None:
             ["id"],
         )
         # A report is corrected at most once; a correction of a correction corrects that one.
-        batch_op.create_unique_constraint(
-            "uq_progress_reports_corrects_id", ["corrects_id"]
-        )
+        batch_op.create_unique_constraint("uq_progress_reports_corrects_id", ["corrects_id"])
     connection = op.get_bind()
     added = connection.execute(
         sa.text("SELECT changes, effective_date FROM events WHERE kind = 'milestone_added'")

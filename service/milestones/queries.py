@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
+    SQLColumnExpression,
     Subquery,
     and_,
     bindparam,
@@ -23,7 +24,7 @@ from service.programs.models import Program
 DAY = bindparam("day", type_=Date())
 
 
-def is_closed(status: ColumnElement[str]) -> ColumnElement[bool]:
+def is_closed(status: SQLColumnExpression[Any]) -> ColumnElement[bool]:
     return status.in_(CLOSED_STATUSES)
 
 
@@ -35,7 +36,7 @@ def _open_at(day: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(Milestone.done_date.is_(None), Milestone.done_date > day)
 
 
-def state_at(day: ColumnElement[Any], status: ColumnElement[str]) -> ColumnElement[str]:
+def state_at(day: ColumnElement[Any], status: SQLColumnExpression[Any]) -> ColumnElement[str]:
     """milestones.rules.milestone_state, for a milestone of a programme in `status`."""
     return case(
         (_done_by(day), MilestoneState.DONE.value),
@@ -76,7 +77,7 @@ def progress_by_program(
     return query.subquery("progress")
 
 
-def progress_columns(progress: Subquery, status: ColumnElement[str]) -> tuple[Any, ...]:
+def progress_columns(progress: Subquery, status: SQLColumnExpression[Any]) -> tuple[Any, ...]:
     """total, done, overdue, missed and next due date, for a programme in `status`: a closed
     programme's open milestones are missed, and nothing of it is due any more."""
     closed = is_closed(status)

@@ -61,7 +61,7 @@ async def list_milestones(session: AsyncSession, code: str) -> list[MilestoneRea
 
 
 # Milestones across programmes, with their programme and state today (DAY), by id.
-ALL_MILESTONES: Select[tuple[Milestone, str, str]] = (
+ALL_MILESTONES: Select[Milestone, str, str] = (
     select(Milestone, Program.code, Program.status)
     .join(Program, Program.id == Milestone.program_id)
     .order_by(Milestone.id)

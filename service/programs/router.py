@@ -13,6 +13,7 @@ from service.caching import (
     check_not_modified,
     view_key,
 )
+from service.calendar_dates import ACCEPTED_FORMS, CalendarDay
 from service.conditions import etag_for_version
 from service.db import SessionDep, open_session, single_statements
 from service.errors import InvalidInput, NotFound, PreconditionRequired, problem_responses
@@ -56,8 +57,11 @@ async def if_match_precondition(request: Request, if_match: IfMatchHeader = None
 
 IfMatchDep = Annotated[str | None, Depends(if_match_precondition)]
 AsOfQuery = Annotated[
-    date | None,
-    Query(description="Show programmes as they stood at the end of this day (effective dates)."),
+    CalendarDay | None,
+    Query(
+        description="Show programmes as they stood at the end of this day (effective dates): "
+        + ACCEPTED_FORMS
+    ),
 ]
 KnownAtQuery = Annotated[
     datetime | None,

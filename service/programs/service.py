@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    SQLColumnExpression,
     String,
     Subquery,
     and_,
@@ -147,7 +148,7 @@ def today_utc() -> date:
 STATUS_THEN = aliased(Event, name="status_then")
 
 
-def _select_programs(progress: Subquery, status: ColumnElement[str]) -> Select[Any]:
+def _select_programs(progress: Subquery, status: SQLColumnExpression[Any]) -> Select[Any]:
     """Programmes with their roadmap and progress, for a programme status given by `status`
     (now, or then: see _programs_then)."""
     return (

@@ -40,9 +40,7 @@ class ProgressReport(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # A report is never edited: a correction is a new report that names the one it corrects.
-    corrects_id: Mapped[int | None] = mapped_column(
-        ForeignKey("progress_reports.id"), unique=True
-    )
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("progress_reports.id"), unique=True)
 
 
 class SeedLoad(Base):

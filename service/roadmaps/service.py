@@ -148,12 +148,13 @@ async def create_roadmap(session: AsyncSession, data: RoadmapCreate) -> RoadmapR
 
 async def list_progress(session: AsyncSession, code: str) -> list[ProgressReportRead]:
     roadmap = await find_roadmap(session, code)
-    reports = await session.scalars(
-        select(ProgressReport)
-        .where(ProgressReport.roadmap_id == roadmap.id)
-        .order_by(ProgressReport.date, ProgressReport.id)
-    )
-    reports = list(reports)
+    reports = (
+        await session.scalars(
+            select(ProgressReport)
+            .where(ProgressReport.roadmap_id == roadmap.id)
+            .order_by(ProgressReport.date, ProgressReport.id)
+        )
+    ).all()
     corrected_by = {r.corrects_id: r.id for r in reports if r.corrects_id is not None}
     return [progress_report_read(r, code, corrected_by.get(r.id)) for r in reports]
 

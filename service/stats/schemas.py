@@ -1,5 +1,7 @@
 from datetime import date
 
+from pydantic import RootModel
+
 from service.schemas import ReadModel
 
 
@@ -18,3 +20,16 @@ class TimelinePoint(ReadModel):
 class TimelineRead(ReadModel):
     interval: str
     points: list[TimelinePoint]
+
+
+class StatusCountRead(ReadModel):
+    """One row of the long format: `count` programmes were in `status` at the end of `date`."""
+
+    date: date
+    status: str
+    count: int
+
+
+class StatusCountRows(RootModel[list[StatusCountRead]]):
+    """The long format: every state at every date, zeros included, as rows that Grafana, pandas
+    and spreadsheets read without reshaping."""

@@ -1,0 +1,25 @@
+"""The workflow table as GET /api/v1/workflow publishes it (service.workflow stays pure)."""
+
+from pydantic import Field
+
+from service.schemas import ReadModel
+from service.workflow import Status
+
+
+class WorkflowStateRead(ReadModel):
+    name: Status
+    label: str
+    initial: bool
+    terminal: bool
+
+
+class WorkflowTransitionRead(ReadModel):
+    name: str
+    # `from` is a Python keyword; the published name is kept.
+    from_: Status = Field(alias="from")
+    to: Status
+
+
+class WorkflowRead(ReadModel):
+    states: list[WorkflowStateRead]
+    transitions: list[WorkflowTransitionRead]
