@@ -32,6 +32,7 @@ _CONDITIONAL_IN_ROUTE = frozenset(
         "list_events",
         "programs_csv",
         "progress_reports_csv",
+        "milestones_csv",
         "events_csv",
         "events_ndjson",
     }
@@ -43,6 +44,7 @@ _WRITES_WITH_ETAG = frozenset({"create_program"})
 _MEDIA_TYPES = {
     "/api/v1/export/programs.csv": "text/csv",
     "/api/v1/export/progress_reports.csv": "text/csv",
+    "/api/v1/export/milestones.csv": "text/csv",
     "/api/v1/export/events.csv": "text/csv",
     "/api/v1/export/events.ndjson": "application/x-ndjson",
     "/api/v1/events/stream": "text/event-stream",

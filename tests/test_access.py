@@ -49,6 +49,7 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/stats/timeline.csv"): READER,
     ("GET", f"{API}/milestones"): READER,
     ("GET", f"{API}/export/progress_reports.csv"): READER,
+    ("GET", f"{API}/export/milestones.csv"): READER,
     ("GET", f"{API}/export/programs.csv"): READER,
     ("GET", f"{API}/export/events.csv"): READER,
     ("GET", f"{API}/export/events.ndjson"): READER,

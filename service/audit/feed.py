@@ -19,7 +19,9 @@ write transaction, so ids are already in commit order; txid is 0 there and the f
 needed.
 """
 
-from sqlalchemy import ColumnElement, literal_column, select, tuple_
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, Select, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
@@ -28,6 +30,7 @@ from service.audit.service import events_with_codes
 from service.filters import require_known
 from service.pagination import decode_cursor, encode_cursor
 from service.programs.models import Program
+from service.roadmaps.models import Roadmap
 
 START = (0, 0)
 
@@ -77,8 +80,15 @@ async def read_feed(
     limit: int,
     program: str | None = None,
     kind: EventKind | None = None,
+    roadmap: str | None = None,
+    as_of: date | None = None,
+    known_at: datetime | None = None,
+    until: tuple[int, int] | None = None,
 ) -> tuple[list[tuple[Event, str]], tuple[int, int]]:
-    """One page of the feed after `after`, and the cursor that follows it."""
+    """One page of the feed after `after` (and up to `until`, if given), and the cursor that
+    follows it. The filters only leave events out: positions, and so cursors, are the feed's,
+    so a filtered reader resumes with `after` like any other. `as_of` keeps the events effective
+    by the end of that day, `known_at` those recorded by that moment (UTC)."""
     after_txid, after_id = after
     # A row comparison, which both databases turn into one range scan of the (txid, id) index
     # (an OR of the two cases would be a filter over everything before the cursor).
@@ -87,16 +97,37 @@ async def read_feed(
     settled = settled_filter(session)
     if settled is not None:
         query = query.where(settled)
+    if until is not None:
+        query = query.where(tuple_(Event.txid, Event.id) <= tuple_(*until))
+    query = _filtered(query, program, kind, roadmap, as_of, known_at)
+    rows = [(event, code) for event, code in await session.execute(query)]
+    if not rows:
+        await require_known(session, program=program, roadmap=roadmap)
+        return rows, after
+    last = rows[-1][0]
+    return rows, (last.txid, last.id)
+
+
+def _filtered(
+    query: Select[Event, str],
+    program: str | None,
+    kind: EventKind | None,
+    roadmap: str | None,
+    as_of: date | None,
+    known_at: datetime | None,
+) -> Select[Event, str]:
     if program is not None:
         query = query.where(Program.code == program)
     if kind is not None:
         query = query.where(Event.kind == kind)
-    rows = [(event, code) for event, code in await session.execute(query)]
-    if not rows:
-        await require_known(session, program=program)
-        return rows, after
-    last = rows[-1][0]
-    return rows, (last.txid, last.id)
+    if roadmap is not None:
+        roadmap_id = select(Roadmap.id).where(Roadmap.code == roadmap).scalar_subquery()
+        query = query.where(Program.roadmap_id == roadmap_id)
+    if as_of is not None:
+        query = query.where(Event.effective_date <= as_of)
+    if known_at is not None:
+        query = query.where(Event.recorded_at <= known_at)
+    return query
 
 
 async def feed_end(session: AsyncSession) -> tuple[int, int]:

@@ -1,47 +1,68 @@
-"""Exports for spreadsheets and notebooks, streamed page by page so memory stays flat however
-long the history is. Each page is read in its own short session, in feed order (audit.feed), so
-an export never holds a transaction open and can resume from a cursor."""
+"""Exports for spreadsheets and notebooks: CSV (UTF-8 with a byte-order mark, so spreadsheets
+read the Cyrillic titles right) and NDJSON, streamed page by page (see exports.service).
+
+Everything that can refuse a request happens before the 200 starts: query values, filters
+naming nothing (422), the cursor, and If-None-Match (304, without a body). Each export has a
+weak ETag over its query string and what it is computed from: the feed's end for events (as
+for GET /events), the data fingerprint of service.caching for the others."""
 
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
-from service.audit.service import event_read
+from service.audit.feed import decode_feed_cursor, encode_feed_cursor, feed_end
+from service.audit.kinds import EventKind
+from service.caching import check_not_modified, computed_view, view_key, weak_etag
+from service.db import open_session
 from service.errors import problem_responses
-from service.programs.service import list_programs, program_read
+from service.exports import service
+from service.exports.service import PAGE, Row, keyset_pages
+from service.filters import require_known
+from service.milestones.rules import MilestoneState
+from service.milestones.schemas import MilestoneRead
+from service.milestones.service import find_milestones
+from service.programs.router import AsOfQuery, KnownAtQuery, known_at_utc, point_in_time
+from service.programs.schemas import ProgressRead
+from service.programs.service import ProgramRow, list_programs
+from service.roadmaps.models import ProgressReport
 from service.schemas import Text
+from service.workflow import Status
 
 router = APIRouter(prefix="/export", tags=["exports"], responses=problem_responses(422))
 
-PAGE = 1000
+CSV = "text/csv; charset=utf-8"
+NDJSON = "application/x-ndjson"
 AfterQuery = Annotated[
     Text | None, Query(max_length=200, description="Resume after this feed cursor")
 ]
+RoadmapQuery = Annotated[Text | None, Query(max_length=64, description="A roadmap's code")]
 
 PROGRAM_COLUMNS = (
     "code", "number", "title", "title_ru", "title_official", "sector", "lead_bodies", "summary",
-    "roadmap", "status", "status_label", "status_effective_date", "milestones_total",
-    "milestones_done", "milestones_overdue", "next_due_date", "version", "created_at",
-    "updated_at", "sources",
+    "roadmap", "status", "status_label", "status_effective_date", *ProgressRead.model_fields,
+    "version", "created_at", "updated_at", "sources",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "id", "program", "seq", "kind", "from_status", "to_status", "effective_date", "recorded_at",
     "actor", "on_behalf_of", "note", "source_url", "sources", "changes", "prev_hash", "hash",
     "cursor",
 )  # fmt: skip
-
-
-def _csv_line(values: Iterable[Any]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
+PROGRESS_REPORT_COLUMNS = (
+    "id", "roadmap", "date", "measures_done_pct", "measures_total", "programs_completed",
+    "statement", "source_url", "sources", "recorded_by", "created_at", "corrects",
+)  # fmt: skip
+MILESTONE_COLUMNS = (
+    "id", "program", "title", "set_on", "due_date", "done_date", "state", "source_url",
+    "sources", "note", "created_at", "updated_at",
+)  # fmt: skip
 
 
 def _cell(value: Any) -> Any:
@@ -52,81 +73,193 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-async def _event_pages(
-    sessionmaker: async_sessionmaker[AsyncSession], after: str | None
-) -> AsyncIterator[list[dict[str, Any]]]:
-    position = decode_feed_cursor(after)
-    while True:
-        async with sessionmaker() as session:
-            rows, _ = await read_feed(session, after=position, limit=PAGE)
-        if not rows:
-            return
-        page = []
-        for event, code in rows:
-            position = (event.txid, event.id)
-            page.append(
-                {
-                    **event_read(event, code).model_dump(mode="json"),
-                    "cursor": encode_feed_cursor(position),
-                }
-            )
-        yield page
+def _csv_lines(rows: Iterable[Iterable[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
-def _attachment(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
+def _download(
+    body: AsyncIterator[str], *, name: str, media_type: str, etag: str
+) -> StreamingResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "ETag": etag}
+    return StreamingResponse(body, media_type=media_type, headers=headers)
+
+
+def csv_download(
+    pages: AsyncIterator[list[Row]], *, name: str, columns: Sequence[str], etag: str
+) -> StreamingResponse:
+    """A CSV of `columns`, one chunk a page: a chunk a row would cost a gzip flush a row."""
+
+    async def body() -> AsyncIterator[str]:
+        yield "\ufeff" + _csv_lines([columns])
+        async for page in pages:
+            yield _csv_lines([_cell(row.get(column)) for column in columns] for row in page)
+
+    return _download(body(), name=name, media_type=CSV, etag=etag)
+
+
+async def data_etag(
+    request: Request, *, roadmap: str | None = None, program: str | None = None
+) -> str:
+    """Refuse a roadmap or programme filter naming nothing, then the ETag of this export of the
+    data, or 304 (via NotModified) if the client has it."""
+    if roadmap is not None or program is not None:
+        async with open_session(request) as session:
+            await require_known(session, roadmap=roadmap, program=program)
+    return (await computed_view(request)).etag
 
 
 @router.get("/programs.csv", response_class=StreamingResponse)
-async def programs_csv(request: Request) -> StreamingResponse:
-    """Every programme as it stands, one row each, UTF-8 with a byte-order mark so that
-    spreadsheets read the Cyrillic titles right."""
-    sessionmaker = request.app.state.sessionmaker
+async def programs_csv(
+    request: Request,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    sector: Annotated[Text | None, Query(max_length=100)] = None,
+    roadmap: RoadmapQuery = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Substring of the title")] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="Only programmes with (true) or without (false) overdue milestones"),
+    ] = None,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
+) -> StreamingResponse:
+    """The programmes as GET /programs lists them, with the same filters, one row each."""
+    point = point_in_time(as_of, known_at)
+    etag = await data_etag(request, roadmap=roadmap)
 
-    async def rows() -> AsyncIterator[str]:
-        yield "\ufeff" + _csv_line(PROGRAM_COLUMNS)
-        after_id = 0
-        while True:
-            async with sessionmaker() as session:
-                page = await list_programs(session, after_id=after_id, limit=PAGE)
-            for row in page:
-                data = program_read(row).model_dump(mode="json")
-                data.update(data.pop("progress"))  # milestones_total, …, next_due_date
-                yield _csv_line(_cell(data.get(column)) for column in PROGRAM_COLUMNS)
-            if len(page) < PAGE:
-                return
-            after_id = page[-1].program.id
+    async def read(session: AsyncSession, after_id: int) -> list[ProgramRow]:
+        return await list_programs(
+            session,
+            after_id=after_id,
+            limit=PAGE,
+            status=status_,
+            sector=sector,
+            roadmap=roadmap,
+            q=q,
+            overdue=overdue,
+            point=point,
+        )
 
-    return StreamingResponse(
-        rows(), media_type="text/csv; charset=utf-8", headers=_attachment("programs.csv")
+    pages = keyset_pages(
+        request.app.state.sessionmaker,
+        read,
+        key=lambda row: row.program.id,
+        render=service.program_row,
     )
+    return csv_download(pages, name="programs.csv", columns=PROGRAM_COLUMNS, etag=etag)
+
+
+@router.get("/progress_reports.csv", response_class=StreamingResponse)
+async def progress_reports_csv(request: Request, roadmap: RoadmapQuery = None) -> StreamingResponse:
+    """Every progress report, with its roadmap, in the order they were recorded."""
+    etag = await data_etag(request, roadmap=roadmap)
+
+    async def read(session: AsyncSession, after_id: int) -> list[tuple[ProgressReport, str]]:
+        return await service.progress_reports_page(session, after_id, roadmap=roadmap)
+
+    pages = keyset_pages(
+        request.app.state.sessionmaker,
+        read,
+        key=lambda item: item[0].id,
+        render=service.progress_report_row,
+    )
+    return csv_download(
+        pages, name="progress_reports.csv", columns=PROGRESS_REPORT_COLUMNS, etag=etag
+    )
+
+
+@router.get("/milestones.csv", response_class=StreamingResponse)
+async def milestones_csv(
+    request: Request,
+    program: Annotated[Text | None, Query(max_length=64, description="A programme's code")] = None,
+    roadmap: RoadmapQuery = None,
+    state: Annotated[MilestoneState | None, Query(description="State today (UTC)")] = None,
+    due_before: Annotated[date | None, Query(description="Due before this day")] = None,
+) -> StreamingResponse:
+    """The milestones as GET /milestones lists them, with the same filters, one row each."""
+    etag = await data_etag(request, roadmap=roadmap, program=program)
+
+    async def read(session: AsyncSession, after_id: int) -> list[MilestoneRead]:
+        return await find_milestones(
+            session,
+            after_id=after_id,
+            limit=PAGE,
+            program=program,
+            roadmap=roadmap,
+            state=state,
+            due_before=due_before,
+        )
+
+    pages = keyset_pages(
+        request.app.state.sessionmaker,
+        read,
+        key=lambda milestone: milestone.id,
+        render=lambda milestone: milestone.model_dump(mode="json"),
+    )
+    return csv_download(pages, name="milestones.csv", columns=MILESTONE_COLUMNS, etag=etag)
+
+
+@dataclass(frozen=True)
+class EventExport:
+    pages: AsyncIterator[list[Row]]
+    etag: str
+
+
+async def event_export(
+    request: Request,
+    after: AfterQuery = None,
+    program: Annotated[Text | None, Query(max_length=64, description="A programme's code")] = None,
+    kind: EventKind | None = None,
+    roadmap: RoadmapQuery = None,
+    as_of: Annotated[
+        AsOfQuery,
+        Query(
+            description="Only events effective by the end of this day (in any form the lists take)"
+        ),
+    ] = None,
+    known_at: Annotated[
+        KnownAtQuery, Query(description="Only events recorded by this moment (with a zone)")
+    ] = None,
+) -> EventExport:
+    """The feed as GET /events reads it (same cursor, same `program` and `kind`), up to its
+    end now; the ETag is that end's, so it moves exactly when a new event settles."""
+    position = decode_feed_cursor(after)
+    recorded_by = known_at_utc(known_at)
+    async with open_session(request) as session:
+        await require_known(session, program=program, roadmap=roadmap)
+        end = await feed_end(session)
+    etag = weak_etag(f"{view_key(request)}|{encode_feed_cursor(end)}")
+    check_not_modified(request, etag)
+    pages = service.event_pages(
+        request.app.state.sessionmaker,
+        after=position,
+        until=end,
+        program=program,
+        kind=kind,
+        roadmap=roadmap,
+        as_of=as_of,
+        known_at=recorded_by,
+    )
+    return EventExport(pages, etag)
+
+
+EventExportDep = Annotated[EventExport, Depends(event_export)]
 
 
 @router.get("/events.csv", response_class=StreamingResponse)
-async def events_csv(request: Request, after: AfterQuery = None) -> StreamingResponse:
-    """Every event in feed order; the `cursor` column resumes an interrupted export."""
-    decode_feed_cursor(after)  # a bad cursor is a 422 before the stream starts
-
-    async def rows() -> AsyncIterator[str]:
-        yield "\ufeff" + _csv_line(EVENT_COLUMNS)
-        async for page in _event_pages(request.app.state.sessionmaker, after):
-            for event in page:
-                yield _csv_line(_cell(event.get(column)) for column in EVENT_COLUMNS)
-
-    return StreamingResponse(
-        rows(), media_type="text/csv; charset=utf-8", headers=_attachment("events.csv")
-    )
+async def events_csv(export: EventExportDep) -> StreamingResponse:
+    """The events in feed order; the `cursor` column resumes an interrupted export (`after`)."""
+    return csv_download(export.pages, name="events.csv", columns=EVENT_COLUMNS, etag=export.etag)
 
 
 @router.get("/events.ndjson", response_class=StreamingResponse)
-async def events_ndjson(request: Request, after: AfterQuery = None) -> StreamingResponse:
-    """Every event in feed order, one JSON object a line, each with the `cursor` to resume from."""
-    decode_feed_cursor(after)
+async def events_ndjson(export: EventExportDep) -> StreamingResponse:
+    """The events in feed order, one JSON object a line, each with the `cursor` to resume
+    after it (`after`)."""
 
     async def lines() -> AsyncIterator[str]:
-        async for page in _event_pages(request.app.state.sessionmaker, after):
+        async for page in export.pages:
             yield "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in page)
 
-    return StreamingResponse(
-        lines(), media_type="application/x-ndjson", headers=_attachment("events.ndjson")
-    )
+    return _download(lines(), name="events.ndjson", media_type=NDJSON, etag=export.etag)

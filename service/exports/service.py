@@ -1,0 +1,125 @@
+"""Reading an export page by page, each page in its own short session, so an export never holds
+a transaction (or, on SQLite, a read snapshot) open however slowly the client reads, and memory
+stays flat however long the history is. Every reader yields pages of rows already rendered as
+JSON values (ISO dates, "…Z" timestamps): the CSV and NDJSON writers only lay them out."""
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.audit.feed import encode_feed_cursor, read_feed
+from service.audit.kinds import EventKind
+from service.audit.service import event_read
+from service.programs.service import ProgramRow, program_read
+from service.roadmaps.models import ProgressReport, Roadmap
+from service.roadmaps.service import progress_report_read
+
+PAGE = 1000
+Row = dict[str, Any]
+Sessions = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def page_session(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """A session for reading one page, shielded from cancellation. A client that goes away
+    cancels the stream (so does every HEAD, which HeadAsGet answers by hanging up after the
+    headers); cut mid-query, SQLAlchemy would throw the connection away and leave its close
+    pending ("Task was destroyed but it is pending" on aiosqlite). A page takes milliseconds,
+    bounded by the database's lock and statement timeouts; the cancellation then lands at the
+    stream's next send, outside any session."""
+    with anyio.CancelScope(shield=True):
+        async with sessions() as session:
+            yield session
+
+
+async def keyset_pages(
+    sessions: Sessions,
+    read: Callable[[AsyncSession, int], Awaitable[list[T]]],
+    *,
+    key: Callable[[T], int],
+    render: Callable[[T], Row],
+) -> AsyncIterator[list[Row]]:
+    """Pages of `read(session, after_id)` (PAGE rows at most, in id order) until one is short.
+    A new export copies this: a page reader keyed by id, and a row renderer."""
+    after_id = 0
+    while True:
+        async with page_session(sessions) as session:
+            page = await read(session, after_id)
+        if page:
+            yield [render(item) for item in page]
+        if len(page) < PAGE:
+            return
+        after_id = key(page[-1])
+
+
+def program_row(row: ProgramRow) -> Row:
+    data = program_read(row).model_dump(mode="json")
+    data.update(data.pop("progress"))  # milestones_total, …, next_due_date as columns
+    return data
+
+
+async def progress_reports_page(
+    session: AsyncSession, after_id: int, *, roadmap: str | None
+) -> list[tuple[ProgressReport, str]]:
+    query = (
+        select(ProgressReport, Roadmap.code)
+        .join(Roadmap, Roadmap.id == ProgressReport.roadmap_id)
+        .where(ProgressReport.id > after_id)
+        .order_by(ProgressReport.id)
+        .limit(PAGE)
+    )
+    if roadmap is not None:
+        query = query.where(Roadmap.code == roadmap)
+    return [(report, code) for report, code in await session.execute(query)]
+
+
+def progress_report_row(item: tuple[ProgressReport, str]) -> Row:
+    return progress_report_read(*item).model_dump(mode="json")
+
+
+async def event_pages(
+    sessions: Sessions,
+    *,
+    after: tuple[int, int],
+    until: tuple[int, int],
+    program: str | None = None,
+    kind: EventKind | None = None,
+    roadmap: str | None = None,
+    as_of: date | None = None,
+    known_at: datetime | None = None,
+) -> AsyncIterator[list[Row]]:
+    """The feed after `after` up to `until` (the end when the export began, so an export under
+    a steady stream of writes still ends, and holds exactly what its ETag names), in feed
+    order, each event with the cursor to resume after it."""
+    position = after
+    while True:
+        async with page_session(sessions) as session:
+            rows, _ = await read_feed(
+                session,
+                after=position,
+                until=until,
+                limit=PAGE,
+                program=program,
+                kind=kind,
+                roadmap=roadmap,
+                as_of=as_of,
+                known_at=known_at,
+            )
+        if not rows:
+            return
+        page = []
+        for event, code in rows:
+            position = (event.txid, event.id)
+            page.append(
+                {
+                    **event_read(event, code).model_dump(mode="json"),
+                    "cursor": encode_feed_cursor(position),
+                }
+            )
+        yield page
