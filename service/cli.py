@@ -190,7 +190,8 @@ def _serve(listener: socket.socket, host: str, port: int, workers: int, settings
         log_config=logging_config(settings.log_format, settings.log_level),
         access_log=False,  # service.logs writes one line per request instead
         proxy_headers=True,
-        # In-flight requests get this long after SIGTERM; live streams are closed at once.
+        # In-flight requests get this long after SIGTERM; live streams end sooner, after the
+        # event they are sending (audit.stream.SHUTDOWN_GRACE_SECONDS).
         timeout_graceful_shutdown=8,
     )
     try:

@@ -1,8 +1,10 @@
 """The ORM base, the engine and the session dependency."""
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import Executable, MetaData, Row, event
 from sqlalchemy.exc import DisconnectionError
@@ -46,6 +48,13 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's lower() folds ASCII letters only, PostgreSQL's every script; a search (ILIKE,
+        # which is lower() LIKE lower() on SQLite) must find «Газ» from «газ» on both.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _discard_closed_connections(engine: AsyncEngine) -> None:
@@ -144,6 +153,25 @@ async def fetch_first(
     """The first row of one statement, run on its own in autocommit (see autocommit_engine)."""
     async with engine.connect() as connection:
         return (await connection.execute(statement, params)).first()
+
+
+@contextlib.asynccontextmanager
+async def page_session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A short session for one read of a streamed answer (an export's page, a live stream's
+    poll), run to its end even if the stream is cancelled meanwhile.
+
+    A stream is cancelled when its client goes away (so is every HEAD, which edges.HeadAsGet
+    answers by hanging up after the headers) or when the server stops, most likely during one
+    of these reads. Cut mid-statement, SQLAlchemy takes the connection for broken and throws it
+    away, and on SQLite the close of an aiosqlite connection thrown away under cancellation is
+    left pending for ever ("Task was destroyed but it is pending!" in the log, a driver thread
+    lost each time). Shielded, the read ends (milliseconds, bounded by the lock and statement
+    timeouts), the connection goes back to the pool, and the cancellation lands at the
+    stream's next step, outside any session.
+    """
+    with anyio.CancelScope(shield=True):
+        async with sessions() as session:
+            yield session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

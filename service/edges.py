@@ -46,8 +46,10 @@ class HeadAsGet:
         try:
             await self.app(as_get, receive_until_answered, send_without_body)
         finally:
-            if "route" in as_get:  # for the request log and metrics
-                scope["route"] = as_get["route"]
+            # What routing found, for the request log and metrics (service.metrics.route_template)
+            for key in ("route", "path_params"):
+                if key in as_get:
+                    scope[key] = as_get[key]
 
 
 class HeaderLimits:

@@ -27,9 +27,33 @@ logger = logging.getLogger("service.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
+PROBLEM_TYPE_PREFIX = "urn:roadmap:problem:"
+
+# One scheme for every problem `type`, whoever refuses the request: the service's own problems
+# name their meaning (`transition-not-allowed`), and a refusal that only an HTTP status
+# describes (a path no route serves, a body or headers too large, a crash) is named after that
+# status, here or else from its reason phrase ("Not Acceptable" → `not-acceptable`). Never
+# "about:blank", so a client can dispatch on `type` alone.
+_STATUS_PROBLEMS: dict[int, tuple[str, str]] = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("content-too-large", "Content too large"),  # RFC 9110's name for 413
+    431: ("headers-too-large", "Request header fields too large"),
+    500: ("internal-error", "Internal server error"),
+}
+
+
+def status_problem(status: int) -> tuple[str, str]:
+    """The `type` and `title` of a problem that an HTTP status alone describes."""
+    slug, title = _STATUS_PROBLEMS.get(status, (None, None))
+    phrase = HTTPStatus(status).phrase
+    slug = slug or phrase.lower().replace(" ", "-").replace("'", "")
+    return PROBLEM_TYPE_PREFIX + slug, title or phrase
+
+
 class Problem(Exception):
     status: int = 500
-    slug: str | None = None  # None: the HTTP status says it all ("about:blank")
+    slug: str | None = None  # None: named after the status (status_problem)
     title: str | None = None
 
     def __init__(
@@ -42,7 +66,7 @@ class Problem(Exception):
 
     @property
     def type(self) -> str:
-        return f"urn:roadmap:problem:{self.slug}" if self.slug else "about:blank"
+        return PROBLEM_TYPE_PREFIX + self.slug if self.slug else status_problem(self.status)[0]
 
 
 class NotFound(Problem):
@@ -84,14 +108,16 @@ def problem_response(
     status: int,
     detail: str,
     *,
-    type_: str = "about:blank",
+    type_: str | None = None,
     title: str | None = None,
     headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
+    """The problem document; without a `type_`, the one the status names (status_problem)."""
+    status_type, status_title = status_problem(status)
     body = {
-        "type": type_,
-        "title": title or HTTPStatus(status).phrase,
+        "type": type_ or status_type,
+        "title": title or status_title,
         "status": status,
         "detail": detail,
         **extensions,
@@ -143,7 +169,7 @@ async def _handle_validation_error(_request: Request, exc: Exception) -> JSONRes
     return problem_response(
         422,
         "The request is not valid: " + "; ".join(_summary(e) for e in errors)[:1000],
-        type_="urn:roadmap:problem:validation",
+        type_=PROBLEM_TYPE_PREFIX + "validation",
         title="Invalid request",
         errors=errors,
     )
@@ -330,6 +356,13 @@ class IdempotencyKeyInUse(Conflict):
 class IdempotencyKeyReused(InvalidInput):
     slug = "idempotency-key-reused"
     title = "Idempotency key reused"
+
+
+class SecretShownOnce(Conflict):
+    """A retry of a request whose answer held a secret: the secret is not kept to replay."""
+
+    slug = "secret-shown-once"
+    title = "Secret shown once"
 
 
 class Unauthorized(Problem):

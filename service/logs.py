@@ -11,8 +11,10 @@ import re
 import time
 import uuid
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.log_config import REQUEST_ID
 from service.metrics import record_request, route_template
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -44,13 +46,17 @@ class RequestLog:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        request_id_set = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
+        live_stream = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, live_stream
             if message["type"] == "http.response.start":
                 status = message["status"]
+                content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+                live_stream = content_type.startswith("text/event-stream")
                 message["headers"] = [
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER, request_id.encode("latin-1")),
@@ -67,8 +73,20 @@ class RequestLog:
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             }
-            record_request(scope["method"], fields["route"], status, fields["duration_ms"] / 1000)
+            # A live stream lasts as long as its client listens: its duration says nothing of
+            # the service's speed and would drown the latency histogram, so only its count is
+            # recorded.
+            record_request(
+                scope["method"],
+                fields["route"],
+                status,
+                fields["duration_ms"] / 1000,
+                observe_latency=not live_stream,
+            )
             key = scope.get("state", {}).get("caller_name")
             if key:
                 fields["key"] = key
             logger.info("%s %s %s", scope["method"], fields["route"], status, extra=fields)
+        # Only when nothing escaped: an exception that does is logged by the server after this
+        # ("Exception in ASGI application"), and that line should carry the id too.
+        REQUEST_ID.reset(request_id_set)

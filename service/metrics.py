@@ -1,27 +1,35 @@
 """Prometheus metrics: requests by route template (never raw paths), status and method, with
 latency histograms; programmes by status and events in total, read from the database at scrape
-time so every worker reports the same truth.
+time so every worker reports the same truth; the build's version; and the process_* and
+python_* metrics of the process that answers the scrape.
 
 Under `roadmap serve` the request metrics of all workers are aggregated through
 prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by the CLI).
 """
 
 import os
+from collections.abc import Iterable
+from functools import cache
+from importlib import metadata
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from starlette.routing import replace_params
 from starlette.types import Scope
 
 from service.db import open_session
@@ -31,36 +39,97 @@ from service.workflow import STATES
 REQUESTS = Counter("roadmap_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "roadmap_http_request_duration_seconds",
-    "HTTP request duration",
-    ["method", "route"],
+    "HTTP request duration (live streams excluded: they last as long as the client listens)",
+    ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+UNMATCHED = "unmatched"
 
 router = APIRouter(tags=["operations"])
 
 
+def _route_path(scope: Scope) -> str:
+    """The request's path below the root path (a proxy's prefix), as the router matches it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path
+
+
 def route_template(scope: Scope) -> str:
+    """The matched route's full template, e.g. /api/v1/programs/{code}; "unmatched" if none.
+
+    Not simply scope["route"].path_format: FastAPI 0.115 gave an included route the template
+    with every prefix, FastAPI 0.165 gives the route as its router declared it
+    (/programs/{code}) and keeps the prefix it was included with (/api/v1) elsewhere. So the
+    prefix is read off the request: the route's template, filled with the request's path
+    parameters, is the tail of the path, and whatever precedes it is the prefix, the same under
+    either version. The prefixes are fixed strings (service.main), so no raw value reaches a
+    label; a prefix with parameters of its own would leave parameters unused, and the route's
+    own template is then used as it is.
+    """
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    template = getattr(route, "path_format", None)
+    if not isinstance(template, str) or not template:
+        return UNMATCHED
+    convertors = getattr(route, "param_convertors", None) or {}
+    try:
+        concrete, unused = replace_params(template, convertors, dict(scope.get("path_params", {})))
+    except (KeyError, TypeError, ValueError):
+        return template
+    path = _route_path(scope)
+    if unused or not path.endswith(concrete):
+        return template
+    return path[: len(path) - len(concrete)] + template
 
 
-def record_request(method: str, route: str, status: int, seconds: float) -> None:
+def record_request(
+    method: str, route: str, status: int, seconds: float, *, observe_latency: bool = True
+) -> None:
     REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    if observe_latency:
+        LATENCY.labels(method, route, str(status)).observe(seconds)
+
+
+@cache
+def _version() -> str:
+    try:
+        return metadata.version("roadmap")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class _Snapshot(Collector):
     def __init__(self, by_status: dict[str, int], events: int) -> None:
         self.by_status, self.events = by_status, events
 
-    def collect(self) -> list[GaugeMetricFamily]:
+    def collect(self) -> list[Metric]:
         programs = GaugeMetricFamily("roadmap_programs", "Programmes by status", labels=["status"])
         for status, count in self.by_status.items():
             programs.add_metric([status], count)
         events = GaugeMetricFamily("roadmap_events", "Events in the history, in total")
         events.add_metric([], self.events)
-        return [programs, events]
+        # An info metric as Prometheus has them: the value is 1, the label says it all.
+        build = GaugeMetricFamily("roadmap_build_info", "The running version", labels=["version"])
+        build.add_metric([_version()], 1)
+        return [programs, events, build]
+
+
+@cache
+def _multiprocess_registry() -> CollectorRegistry:
+    """The request metrics of every worker, summed from their files, and beside them the
+    process_* and python_* metrics of the one worker answering this scrape (its memory, CPU,
+    open files, start time, garbage collections; the pool's other workers and the supervising
+    process are not in them): those collectors read /proc and the running interpreter, which
+    the multiprocess files cannot aggregate."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    collectors: Iterable[Collector] = (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -74,11 +143,9 @@ async def metrics(request: Request) -> Response:
         # Every event bumps its programme's version: the sum counts events without scanning
         # them.
         events = await session.scalar(select(func.coalesce(func.sum(Program.version), 0))) or 0
-    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
+        body = generate_latest(_multiprocess_registry())
+    else:  # prometheus_client's default registry: our metrics, process_* and python_*
         body = generate_latest(REGISTRY)
     snapshot = CollectorRegistry()
     snapshot.register(_Snapshot(by_status, int(events)))

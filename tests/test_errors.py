@@ -1,11 +1,16 @@
 """Every error is application/problem+json, and no stack trace reaches a client."""
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from service import db
 from service.config import Settings
+from service.edges import MAX_HEADER_COUNT
+from service.errors import status_problem
+from service.limits import MAX_BODY_BYTES
 from service.main import create_app
 from tests.builders import API
 from tests.conftest import is_postgresql
@@ -18,6 +23,10 @@ async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
     assert set(response.json()) >= {"type", "title", "status", "detail"}
+    # The same type as a programme that does not exist: one meaning, one type.
+    assert response.json()["type"] == "urn:roadmap:problem:not-found"
+    missing = await client.get(f"{API}/programs/no_such_programme")
+    assert missing.json()["type"] == response.json()["type"]
 
 
 async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
@@ -25,6 +34,35 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["status"] == 405
+    assert response.json()["type"] == "urn:roadmap:problem:method-not-allowed"
+
+
+async def test_refusals_at_the_edge_are_typed_problems(client: httpx.AsyncClient) -> None:
+    large = b"x" * (MAX_BODY_BYTES + 1)
+    declared = await client.post(f"{API}/programs", content=large)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused while it streams
+        for _ in range(3):
+            yield b"x" * (MAX_BODY_BYTES // 2)
+
+    streamed = await client.post(f"{API}/programs", content=chunks())
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["type"] == "urn:roadmap:problem:content-too-large"
+    many = {f"x-filler-{n}": "1" for n in range(MAX_HEADER_COUNT + 1)}
+    crowded = await client.get(f"{API}/workflow", headers=many)
+    assert crowded.status_code == 431
+    assert crowded.headers["content-type"] == PROBLEM
+    assert crowded.json()["type"] == "urn:roadmap:problem:headers-too-large"
+
+
+def test_every_status_has_a_problem_type_in_the_one_scheme() -> None:
+    for status in (400, 406, 409, 415, 429, 502):
+        type_, title = status_problem(status)
+        assert type_.startswith("urn:roadmap:problem:")
+        assert title
+    assert status_problem(406)[0] == "urn:roadmap:problem:not-acceptable"
 
 
 async def test_validation_problem_lists_the_offending_fields(client: httpx.AsyncClient) -> None:
@@ -49,6 +87,7 @@ async def test_unexpected_error_is_a_bare_500_problem(
     response = await client.get("/boom")
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == "urn:roadmap:problem:internal-error"
     assert "secret" not in response.text
     assert "Traceback" not in response.text
 

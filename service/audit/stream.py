@@ -4,19 +4,24 @@ cursor, so a client that reconnects with Last-Event-ID resumes without a gap or 
 Each stream follows the same gap-free feed as GET /events (audit.feed), polling it in short
 sessions; that is what makes it correct with any number of workers and replicas: every worker
 reads the committed history from the database, none relies on another's memory.
+
+When the server stops (SIGTERM), each stream ends after the event it is sending, as a complete
+response: the client sees a clean end, reconnects (to another worker or replica) after the
+`retry:` delay with its Last-Event-ID, and misses nothing; the server logs no error.
 """
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.audit.feed import decode_feed_cursor, encode_feed_cursor, feed_end, read_feed
 from service.audit.service import event_read
+from service.db import page_session
 from service.errors import problem_responses
 from service.schemas import Text
 
@@ -24,22 +29,35 @@ router = APIRouter(tags=["history"])
 
 POLL_SECONDS = 0.3
 PAGE = 200
+# How long a client waits before reconnecting after the stream ends (the SSE `retry:` field):
+# long enough for a restarting replica to come back, short enough to go unnoticed.
+RECONNECT_MS = 3000
+# How long a stream may take, once the server is stopping, to reach the end of the event it is
+# sending; well within the server's graceful shutdown (cli._serve), after which it is cut.
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 async def follow_feed(
-    sessionmaker: async_sessionmaker[AsyncSession], position: tuple[int, int]
-) -> AsyncIterator[dict[str, Any]]:
-    while True:
-        async with sessionmaker() as session:
+    sessionmaker: async_sessionmaker[AsyncSession],
+    position: tuple[int, int],
+    stopping: anyio.Event,
+) -> AsyncIterator[dict[str, Any] | ServerSentEvent]:
+    """The feed from `position` on, until `stopping` is set; it then ends between two events."""
+    yield ServerSentEvent(retry=RECONNECT_MS)  # no data: it sets the delay, dispatches nothing
+    while not stopping.is_set():
+        async with page_session(sessionmaker) as session:
             rows, _ = await read_feed(session, after=position, limit=PAGE)
         for event, code in rows:
+            if stopping.is_set():
+                return
             position = (event.txid, event.id)
             yield {
                 "id": encode_feed_cursor(position),
                 "data": json.dumps(event_read(event, code).model_dump(mode="json")),
             }
         if len(rows) < PAGE:
-            await asyncio.sleep(POLL_SECONDS)
+            with anyio.move_on_after(POLL_SECONDS):
+                await stopping.wait()
 
 
 @router.get(
@@ -63,4 +81,12 @@ async def stream_events(
     else:
         async with sessionmaker() as session:
             position = await feed_end(session)
-    return EventSourceResponse(follow_feed(sessionmaker, position), ping=15)
+    # sse-starlette sets `stopping` when the server begins to shut down, then gives the feed
+    # the grace period to end on its own before cancelling it (which would cut the response).
+    stopping = anyio.Event()
+    return EventSourceResponse(
+        follow_feed(sessionmaker, position, stopping),
+        ping=15,
+        shutdown_event=stopping,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+    )

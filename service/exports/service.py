@@ -3,18 +3,17 @@ a transaction (or, on SQLite, a read snapshot) open however slowly the client re
 stays flat however long the history is. Every reader yields pages of rows already rendered as
 JSON values (ISO dates, "…Z" timestamps): the CSV and NDJSON writers only lay them out."""
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.feed import encode_feed_cursor, read_feed
 from service.audit.kinds import EventKind
 from service.audit.service import event_read
+from service.db import page_session
 from service.programs.service import ProgramRow, program_read
 from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.service import progress_report_read
@@ -23,19 +22,6 @@ PAGE = 1000
 Row = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
-
-
-@contextlib.asynccontextmanager
-async def page_session(sessions: Sessions) -> AsyncIterator[AsyncSession]:
-    """A session for reading one page, shielded from cancellation. A client that goes away
-    cancels the stream (so does every HEAD, which HeadAsGet answers by hanging up after the
-    headers); cut mid-query, SQLAlchemy would throw the connection away and leave its close
-    pending ("Task was destroyed but it is pending" on aiosqlite). A page takes milliseconds,
-    bounded by the database's lock and statement timeouts; the cancellation then lands at the
-    stream's next send, outside any session."""
-    with anyio.CancelScope(shield=True):
-        async with sessions() as session:
-            yield session
 
 
 async def keyset_pages(

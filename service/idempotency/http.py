@@ -1,7 +1,7 @@
 """Answering a write: commit once, then respond; with an Idempotency-Key, exactly once."""
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
@@ -21,9 +21,11 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 
+Body = TypeVar("Body", bound=BaseModel)
+
 # The work of a write: runs in the request's session without committing, and returns the body
 # and the headers of the answer.
-Work = Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]]
+Work = Callable[[], Awaitable[tuple[Body, dict[str, str]]]]
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -46,15 +48,29 @@ def caller_scope(request: Request) -> str:
     return caller
 
 
+def _stored_problem(problem: Problem) -> StoredResponse:
+    rendered = render_problem(problem)
+    return StoredResponse(
+        rendered.status_code,
+        bytes(rendered.body),
+        {k: v for k, v in rendered.headers.items() if k.lower() != "content-length"},
+    )
+
+
 async def respond_to_write(
     request: Request,
     session: AsyncSession,
     idempotency_key: str | None,
-    work: Work,
+    work: Work[Body],
     *,
     status_code: int,
+    replay_instead: Callable[[Body], Problem] | None = None,
 ) -> Response:
-    """Run `work`, commit, and answer — only after the commit, so no 2xx without a record."""
+    """Run `work`, commit, and answer — only after the commit, so no 2xx without a record.
+
+    `replay_instead` is for an answer that must not be stored, such as a secret shown once:
+    the refusal it makes of the answer is stored, and a retry gets that instead.
+    """
     if idempotency_key is None:
         body, headers = await work()
         await session.commit()
@@ -73,19 +89,15 @@ async def respond_to_write(
         return _as_response(claimed, replayed=True)
     try:
         body, headers = await work()
-        stored = StoredResponse(status_code, body.model_dump_json().encode(), headers)
+        answer = StoredResponse(status_code, body.model_dump_json().encode(), headers)
+        stored = answer if replay_instead is None else _stored_problem(replay_instead(body))
         await service.complete(session, claimed, stored)
         await session.commit()
-        return _as_response(stored)
+        return _as_response(answer)
     except Problem as problem:
         # A refused request is an answer too: a retry gets the same refusal.
         await session.rollback()
-        refusal = render_problem(problem)
-        stored = StoredResponse(
-            refusal.status_code,
-            bytes(refusal.body),
-            {k: v for k, v in refusal.headers.items() if k.lower() != "content-length"},
-        )
+        stored = _stored_problem(problem)
         await service.complete(session, claimed, stored)
         await session.commit()
         return _as_response(stored)
