@@ -24,6 +24,9 @@ async def test_a_read_cancelled_mid_statement_ends_and_keeps_its_connection(
     invalidated: list[Any] = []
     event.listen(engine.sync_engine, "invalidate", lambda *args: invalidated.append(args))
     started = anyio.Event()
+    # The loop is the session's: tasks other tests left running in it (sse-starlette's
+    # shutdown watcher, one per loop) are not this read's.
+    running_before = asyncio.all_tasks()
     counted: list[int] = []
 
     async def stream() -> None:
@@ -42,7 +45,11 @@ async def test_a_read_cancelled_mid_statement_ends_and_keeps_its_connection(
     finally:
         # A driver's close left pending for ever: the server's log says "Task was destroyed
         # but it is pending!" when it is collected. Cancelled here, or the loop never closes.
-        left_pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        left_pending = [
+            task
+            for task in asyncio.all_tasks() - running_before
+            if task is not asyncio.current_task()
+        ]
         for task in left_pending:
             task.cancel()
         await engine.dispose()
