@@ -33,10 +33,10 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.clock import today_utc
 from service.conditions import if_none_match_hits
 from service.db import fetch_first, open_session, single_statements
 from service.programs.models import Program
-from service.programs.service import today_utc
 from service.roadmaps.models import ProgressReport, Roadmap
 
 # Built once: a statement object reused across requests keeps its memoised cache key, so

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
-from service import health, meta_router, metrics
+from service import health, metrics
 from service.audit.router import router as events_router
 from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
@@ -25,6 +25,7 @@ from service.milestones.router import all_milestones_router
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi, operation_id
 from service.programs.router import router as programs_router
+from service.programs.router import workflow_router
 from service.query_params import refuse_unexpected_query
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports_router,
         roadmaps_router,
         stats_router,
-        meta_router.router,
+        workflow_router,
     ):
         app.include_router(
             router, prefix=API_PREFIX, dependencies=readers, responses=problem_responses(401, 403)

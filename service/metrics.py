@@ -34,7 +34,7 @@ from starlette.types import Scope
 
 from service.db import open_session
 from service.programs.models import Program
-from service.workflow import STATES
+from service.programs.workflow import STATES
 
 REQUESTS = Counter("roadmap_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(

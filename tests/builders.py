@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from service.workflow import INITIAL_STATUS, TRANSITIONS, Status
+from service.programs.workflow import INITIAL_STATUS, TRANSITIONS, Status
 
 API = "/api/v1"
 

@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.service import utc_now
 from service.auth.models import ApiKey
 from service.auth.reserved import RESERVED_ACTOR_NAMES, reserved_name_in
+from service.clock import utc_now
 from service.db import create_engine
 from service.seed.loader import SEED_ACTOR
 from tests.builders import API

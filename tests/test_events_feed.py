@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from service.db import create_engine
 from service.programs.schemas import TransitionRequest
 from service.programs.service import Actor, transition_program
-from service.workflow import Status
+from service.programs.workflow import Status
 from tests.builders import API, SEEDED_EVENTS, create_program, transition
 
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from service.audit.feed import START, decode_feed_cursor, read_feed
-from service.workflow import Status
+from service.programs.workflow import Status
 from tests.builders import API, create_program, transition, walk_to
 
 EXPORTS = ("programs.csv", "events.csv", "events.ndjson", "progress_reports.csv", "milestones.csv")

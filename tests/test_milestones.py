@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import create_engine
 from service.milestones.models import Milestone
 from service.milestones.rules import CLOSED_STATUSES, MilestoneState, milestone_state
+from service.programs.workflow import Status
 from service.roadmaps.models import ProgressReport
 from service.schema_setup import alembic_config, prepare_database
 from service.seed import loader
-from service.workflow import Status
 from tests.builders import API, create_program, history, walk_to
 from tests.conftest import bearer
 

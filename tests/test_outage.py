@@ -34,10 +34,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service import main
-from service.audit.service import utc_now
 from service.auth.models import ApiKey
 from service.auth.roles import Role
 from service.auth.service import create_key
+from service.clock import utc_now
 from service.config import Settings
 from service.db import create_engine
 from service.errors import DatabaseTrouble, database_trouble

@@ -15,7 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from service.workflow import Status, is_allowed
+from service.programs.workflow import Status, is_allowed
 from tests.conftest import bearer
 from tests.live import LiveServer
 

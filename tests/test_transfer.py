@@ -25,10 +25,10 @@ from service.milestones.service import add_milestone
 from service.models import Base
 from service.programs.schemas import ProgramCreate, TransitionRequest
 from service.programs.service import Actor, create_program, transition_program
+from service.programs.workflow import Status
 from service.roadmaps.models import Roadmap
 from service.schema_setup import prepare_database
 from service.transfer import TransferError, check_export_source, import_database, read_export
-from service.workflow import Status
 from tests.conftest import TEST_DATABASE_URL, create_database_beside, drop_database, is_postgresql
 from tests.test_cli import run_cli
 

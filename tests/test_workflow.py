@@ -5,7 +5,7 @@ import itertools
 import httpx
 import pytest
 
-from service.workflow import (
+from service.programs.workflow import (
     STATES,
     Status,
     allowed_targets,
@@ -23,7 +23,7 @@ NON_TERMINAL = [
     S.IN_IMPLEMENTATION,
     S.DELAYED,
 ]
-# Written out independently of service.workflow, from the specification.
+# Written out independently of service.programs.workflow, from the specification.
 EXPECTED = {
     (S.DRAFT, S.COORDINATED),
     (S.COORDINATED, S.MINISTERIALLY_APPROVED),

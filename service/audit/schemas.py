@@ -1,8 +1,8 @@
 from datetime import date
 from typing import Any
 
+from service.programs.workflow import Status
 from service.schemas import ReadModel, Timestamp
-from service.workflow import Status
 
 
 class EventRead(ReadModel):

@@ -1,6 +1,6 @@
 """Appending to and reading from the event log."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -11,10 +11,6 @@ from service.audit.kinds import EventKind
 from service.audit.models import Event
 from service.audit.schemas import EventRead
 from service.programs.models import Program
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def append_event(

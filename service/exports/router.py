@@ -29,12 +29,16 @@ from service.filters import require_known
 from service.milestones.rules import MilestoneState
 from service.milestones.schemas import MilestoneRead
 from service.milestones.service import find_milestones
-from service.programs.router import AsOfQuery, KnownAtQuery, known_at_utc, point_in_time
+from service.programs.dependencies import (
+    AsOfQuery,
+    KnownAtQuery,
+    ProgramFiltersDep,
+    known_at_utc,
+)
 from service.programs.schemas import ProgressRead
 from service.programs.service import ProgramRow, list_programs
 from service.roadmaps.models import ProgressReport
 from service.schemas import Text
-from service.workflow import Status
 
 router = APIRouter(prefix="/export", tags=["exports"], responses=problem_responses(422))
 
@@ -111,33 +115,21 @@ async def data_etag(
 
 
 @router.get("/programs.csv", response_class=StreamingResponse)
-async def programs_csv(
-    request: Request,
-    status_: Annotated[Status | None, Query(alias="status")] = None,
-    sector: Annotated[Text | None, Query(max_length=100)] = None,
-    roadmap: RoadmapQuery = None,
-    q: Annotated[Text | None, Query(max_length=200, description="Substring of the title")] = None,
-    overdue: Annotated[
-        bool | None,
-        Query(description="Only programmes with (true) or without (false) overdue milestones"),
-    ] = None,
-    as_of: AsOfQuery = None,
-    known_at: KnownAtQuery = None,
-) -> StreamingResponse:
+async def programs_csv(request: Request, filters: ProgramFiltersDep) -> StreamingResponse:
     """The programmes as GET /programs lists them, with the same filters, one row each."""
-    point = point_in_time(as_of, known_at)
-    etag = await data_etag(request, roadmap=roadmap)
+    point = filters.point
+    etag = await data_etag(request, roadmap=filters.roadmap)
 
     async def read(session: AsyncSession, after_id: int) -> list[ProgramRow]:
         return await list_programs(
             session,
             after_id=after_id,
             limit=PAGE,
-            status=status_,
-            sector=sector,
-            roadmap=roadmap,
-            q=q,
-            overdue=overdue,
+            status=filters.status,
+            sector=filters.sector,
+            roadmap=filters.roadmap,
+            q=filters.q,
+            overdue=filters.overdue,
             point=point,
         )
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.audit.service import utc_now
+from service.clock import utc_now
 from service.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from service.idempotency.models import IdempotencyKey
 

@@ -7,6 +7,7 @@ from service.audit.models import Event
 from service.audit.service import event_read
 from service.auth.dependencies import EditorDep
 from service.caching import ComputedView
+from service.clock import today_utc
 from service.conditions import etag_for_version
 from service.db import SessionDep
 from service.errors import problem_responses
@@ -22,8 +23,8 @@ from service.milestones.schemas import (
     MilestoneUpdate,
 )
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
-from service.programs.router import IfMatchDep, ProgramCode, actor_of
-from service.programs.service import ProgramRow, get_program, program_read, today_utc
+from service.programs.dependencies import IfMatchDep, ProgramCode, actor_of
+from service.programs.service import ProgramRow, get_program, program_read
 from service.schemas import Text
 
 router = APIRouter(prefix="/programs/{code}/milestones", tags=["milestones"])

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
 from service.audit.models import Event
-from service.audit.service import append_event, utc_now
+from service.audit.service import append_event
+from service.clock import today_utc, utc_now
 from service.errors import InvalidInput, NotFound
 from service.filters import require_known
 from service.milestones.models import Milestone
@@ -17,7 +18,7 @@ from service.milestones.queries import DAY, state_at
 from service.milestones.rules import CLOSED_STATUSES, MilestoneState, milestone_state
 from service.milestones.schemas import MilestoneCreate, MilestoneRead, MilestoneUpdate
 from service.programs.models import Program
-from service.programs.service import Actor, LockedProgram, get_program, lock_program, today_utc
+from service.programs.service import Actor, LockedProgram, get_program, lock_program
 from service.roadmaps.models import Roadmap
 
 

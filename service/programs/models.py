@@ -4,8 +4,8 @@ from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base
+from service.programs.workflow import STATES
 from service.types import JSONDocument, UTCDateTime
-from service.workflow import STATES
 
 _STATUS_NAMES = ", ".join(f"'{state.name.value}'" for state in STATES)
 

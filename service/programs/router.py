@@ -1,11 +1,11 @@
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
-from service.auth.dependencies import Caller, EditorDep
+from service.auth.dependencies import EditorDep
 from service.caching import (
     ComputedView,
     View,
@@ -13,13 +13,22 @@ from service.caching import (
     check_not_modified,
     view_key,
 )
-from service.calendar_dates import ACCEPTED_FORMS, CalendarDay
+from service.clock import today_utc
 from service.conditions import etag_for_version
 from service.db import SessionDep, open_session, single_statements
-from service.errors import InvalidInput, NotFound, PreconditionRequired, problem_responses
+from service.errors import NotFound, problem_responses
 from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs import service
+from service.programs.dependencies import (
+    AsOfQuery,
+    IfMatchDep,
+    KnownAtQuery,
+    ProgramCode,
+    ProgramFiltersDep,
+    actor_of,
+    point_in_time,
+)
 from service.programs.schemas import (
     ProgramChange,
     ProgramCreate,
@@ -29,90 +38,28 @@ from service.programs.schemas import (
     ProgramUpdate,
     TransitionRequest,
 )
-from service.programs.service import Actor, PointInTime, program_read, today_utc
+from service.programs.service import PointInTime, program_read
+from service.programs.workflow import workflow_document
+from service.programs.workflow_schemas import WorkflowRead
 from service.schemas import Text
-from service.workflow import Status
 
 router = APIRouter(prefix="/programs", tags=["programs"])
-
-ProgramCode = Annotated[Text, Path(max_length=64, description="The programme's code")]
-IfMatchHeader = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=200,
-        description="The programme's ETag as last read; a stale one is refused with 412.",
-    ),
-]
+# The workflow every programme follows, at /workflow.
+workflow_router = APIRouter(tags=["workflow"])
 
 
-async def if_match_precondition(request: Request, if_match: IfMatchHeader = None) -> str | None:
-    """The If-Match a change carries; with ROADMAP_REQUIRE_IF_MATCH it must carry one."""
-    if if_match is None and request.app.state.settings.require_if_match:
-        raise PreconditionRequired(
-            "This server requires If-Match with the programme's ETag on every change."
-        )
-    return if_match
-
-
-IfMatchDep = Annotated[str | None, Depends(if_match_precondition)]
-AsOfQuery = Annotated[
-    CalendarDay | None,
-    Query(
-        description="Show programmes as they stood at the end of this day (effective dates): "
-        + ACCEPTED_FORMS
-    ),
-]
-KnownAtQuery = Annotated[
-    datetime | None,
-    Query(
-        description="…as recorded by this moment (ISO 8601 with a zone): corrections recorded "
-        "later do not change what was shown then. Needs as_of on programme reads."
-    ),
-]
-
-
-def point_in_time(as_of: date | None, known_at: datetime | None) -> PointInTime | None:
-    if as_of is None:
-        if known_at is not None:
-            raise InvalidInput("known_at needs as_of.")
-        return None
-    return PointInTime(as_of=as_of, known_at=known_at_utc(known_at))
-
-
-def known_at_utc(known_at: datetime | None) -> datetime | None:
-    """A known_at moment in UTC; it must say its zone."""
-    if known_at is None:
-        return None
-    if known_at.tzinfo is None:
-        raise InvalidInput("known_at needs a time zone, e.g. 2024-01-01T00:00:00Z.")
-    try:
-        return known_at.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise InvalidInput("known_at falls outside years 1–9999 in UTC.") from None
-
-
-def actor_of(editor: Caller, claimed: str | None) -> Actor:
-    """The key's name is the actor; what the client says goes only into `on_behalf_of`."""
-    assert editor.name is not None  # EditorDep admits named keys only
-    return Actor(name=editor.name, on_behalf_of=claimed)
+@workflow_router.get("/workflow")
+async def get_workflow() -> WorkflowRead:
+    """The states of a programme and the transitions allowed between them."""
+    return WorkflowRead.model_validate(workflow_document())
 
 
 @router.get("", response_model=ProgramPage, responses=problem_responses(422))
 async def list_programs(
     view: ComputedView,
-    status_: Annotated[Status | None, Query(alias="status")] = None,
-    sector: Annotated[Text | None, Query(max_length=100)] = None,
-    roadmap: Annotated[Text | None, Query(max_length=64)] = None,
-    q: Annotated[Text | None, Query(max_length=200, description="Substring of the title")] = None,
-    overdue: Annotated[
-        bool | None,
-        Query(description="Only programmes with (true) or without (false) overdue milestones"),
-    ] = None,
+    filters: ProgramFiltersDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
-    as_of: AsOfQuery = None,
-    known_at: KnownAtQuery = None,
 ) -> Response:
     if (cached := view.hit()) is not None:
         return cached
@@ -122,12 +69,12 @@ async def list_programs(
             session,
             after_id=after_id,
             limit=limit,
-            status=status_,
-            sector=sector,
-            roadmap=roadmap,
-            q=q,
-            overdue=overdue,
-            point=point_in_time(as_of, known_at),
+            status=filters.status,
+            sector=filters.sector,
+            roadmap=filters.roadmap,
+            q=filters.q,
+            overdue=filters.overdue,
+            point=filters.point,
         )
     next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
     return view.answer(

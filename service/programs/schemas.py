@@ -5,6 +5,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from service.audit.schemas import EventRead
 from service.auth.reserved import reserved_name_in
+from service.programs.workflow import Status
 from service.schemas import (
     Code,
     LongText,
@@ -16,7 +17,6 @@ from service.schemas import (
     Text,
     Timestamp,
 )
-from service.workflow import Status
 
 Sector = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 LeadBodies = Annotated[Text, StringConstraints(max_length=1000)]

@@ -22,7 +22,8 @@ from sqlalchemy.orm import aliased
 
 from service.audit.kinds import EventKind
 from service.audit.models import Event
-from service.audit.service import append_event, utc_now
+from service.audit.service import append_event
+from service.clock import today_utc, utc_now
 from service.conditions import etag_for_version, if_match_passes
 from service.db import fetch_first
 from service.errors import (
@@ -44,8 +45,8 @@ from service.programs.schemas import (
     ProgressRead,
     TransitionRequest,
 )
+from service.programs.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
 from service.roadmaps.models import Roadmap
-from service.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,6 @@ def program_read(row: ProgramRow) -> ProgramRead:
             next_due_date=progress.next_due_date,
         ),
     )
-
-
-def today_utc() -> date:
-    return utc_now().date()
 
 
 # The event that gave a programme its status at a point in time (one alias, so that the join

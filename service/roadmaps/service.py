@@ -4,11 +4,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.service import utc_now
+from service.clock import today_utc, utc_now
 from service.errors import Conflict, InvalidInput, NotFound
 from service.milestones.queries import progress_columns
 from service.programs.models import Program
-from service.programs.service import PROGRESS, today_utc
+from service.programs.service import PROGRESS
+from service.programs.workflow import STATES
 from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.schemas import (
     ProgressReportCreate,
@@ -17,7 +18,6 @@ from service.roadmaps.schemas import (
     RoadmapMilestones,
     RoadmapRead,
 )
-from service.workflow import STATES
 
 
 def progress_report_read(

@@ -13,9 +13,9 @@ from pydantic import RootModel
 
 from service.caching import CachedView, ComputedView
 from service.calendar_dates import ACCEPTED_FORMS, CalendarDay
+from service.clock import today_utc
 from service.errors import InvalidInput, problem_responses
-from service.programs.router import AsOfQuery, KnownAtQuery, known_at_utc, point_in_time
-from service.programs.service import today_utc
+from service.programs.dependencies import AsOfQuery, KnownAtQuery, known_at_utc, point_in_time
 from service.schemas import Text
 from service.stats import service
 from service.stats.intervals import Interval, interval_ends

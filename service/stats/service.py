@@ -11,8 +11,8 @@ from service.filters import require_known
 from service.programs.asof import status_event_as_of
 from service.programs.models import Program
 from service.programs.service import PointInTime, list_programs
+from service.programs.workflow import STATES
 from service.roadmaps.models import Roadmap
-from service.workflow import STATES
 
 MAX_POINTS = 3700  # ten years of days
 POINTS_PER_QUERY = 400

@@ -1,9 +1,9 @@
-"""The workflow table as GET /api/v1/workflow publishes it (service.workflow stays pure)."""
+"""The workflow table as GET /api/v1/workflow publishes it (programs.workflow stays pure)."""
 
 from pydantic import Field
 
+from service.programs.workflow import Status
 from service.schemas import ReadModel
-from service.workflow import Status
 
 
 class WorkflowStateRead(ReadModel):
