@@ -3,11 +3,12 @@ request, so that neither can be stale on any worker.
 
 A read names what its answer is computed from, its *validator*, which a cheap query reads
 before the answer is computed: the programme's version for one programme; for computed views,
-a fingerprint of all the data. Every event bumps its programme's version, so the sum of
-versions moves on every committed change to programmes, their history and milestones (unlike
-max(events.id), it cannot miss a transaction that commits late); nothing is ever deleted, and
-progress reports and roadmaps are counted. The UTC date is part of every validator because
-milestone states (overdue) and default as-of dates move at midnight.
+a fingerprint of all the data, built from what each table declares about itself (db.CachedReads):
+the sum of versions of a versioned table (programmes: every event bumps its programme's version,
+so the sum moves on every committed change to programmes, their history and milestones, and
+unlike max(events.id) it cannot miss a transaction that commits late) and the row count of each
+versioned or append-only table (nothing is ever deleted). The UTC date is part of every
+validator because milestone states (overdue) and default as-of dates move at midnight.
 
 With the validator the read answers 304 when the client's ETag is current, or the answer this
 worker rendered last time for the same request and validator. The cache is an optimisation
@@ -22,31 +23,21 @@ day). And "validators only grow" holds for one database: restore or re-create th
 under running workers and restart them, or their caches may answer for the old one.
 """
 
+import functools
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from cachetools import LRUCache
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
-from service.db import fetch_first, open_session, single_statements
-from service.programs.models import Program
-from service.roadmaps.models import ProgressReport, Roadmap
-
-# Built once: a statement object reused across requests keeps its memoised cache key, so
-# SQLAlchemy neither rebuilds nor recompiles it.
-FINGERPRINT = select(
-    select(func.coalesce(func.sum(Program.version), 0)).scalar_subquery(),
-    select(func.count()).select_from(Program).scalar_subquery(),
-    select(func.count()).select_from(ProgressReport).scalar_subquery(),
-    select(func.count()).select_from(Roadmap).scalar_subquery(),
-)
+from service.db import Base, CachedReads, fetch_first, open_session, single_statements
 
 
 class NotModified(Exception):
@@ -117,8 +108,30 @@ def weak_etag(what: str) -> str:
     return f'W/"{hashlib.sha256(what.encode()).hexdigest()[:32]}"'
 
 
+def _table_kind(table: Table) -> CachedReads:
+    kind = table.info.get("cached_reads")
+    if not isinstance(kind, CachedReads):
+        raise RuntimeError(f"table {table.name} does not say how cached reads see it")
+    return kind
+
+
+@functools.cache
+def fingerprint_statement() -> Select[Any]:
+    """One statement over every table a cached read may show. Built once, on the first read
+    (every model is imported by then): a statement object reused across requests keeps its
+    memoised cache key, so SQLAlchemy neither rebuilds nor recompiles it."""
+    parts: list[Any] = []
+    for table in sorted(Base.metadata.tables.values(), key=lambda table: table.name):
+        kind = _table_kind(table)
+        if kind is CachedReads.VERSIONED:
+            parts.append(select(func.coalesce(func.sum(table.c.version), 0)).scalar_subquery())
+        if kind in (CachedReads.VERSIONED, CachedReads.APPENDED):
+            parts.append(select(func.count()).select_from(table).scalar_subquery())
+    return select(*parts)
+
+
 async def data_fingerprint(request: Request) -> str:
-    counts = await fetch_first(single_statements(request), FINGERPRINT)
+    counts = await fetch_first(single_statements(request), fingerprint_statement())
     assert counts is not None
     return ".".join(str(count) for count in counts) + f".{today_utc().isoformat()}"
 

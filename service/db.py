@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from enum import StrEnum
 from typing import Annotated, Any
 
 import anyio
@@ -30,6 +31,22 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CachedReads(StrEnum):
+    """How a table's changes reach the data fingerprint that validates every cached read
+    (service.caching). Every table says which, in its `info` (see cached_reads), and a test
+    holds every table to it: a new table cannot feed a cached view unnoticed."""
+
+    VERSIONED = "versioned"  # changed in place, each change bumps `version`: sum and count
+    APPENDED = "appended"  # rows are only ever added: count
+    COVERED = "covered"  # each change also bumps a VERSIONED table (its comment says which)
+    NOT_READ = "not-read"  # no cached read shows it
+
+
+def cached_reads(kind: CachedReads) -> dict[str, Any]:
+    """The last item of a model's __table_args__."""
+    return {"info": {"cached_reads": kind}}
 
 
 # How long a SQLite writer waits for the file's write lock when no lock timeout is given (the

@@ -16,7 +16,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from service.audit.chain import format_timestamp
+from service.clock import format_timestamp
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
 

@@ -38,9 +38,9 @@ from sqlalchemy import Boolean, Column, Date, Integer, Select, String, Table, fu
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from service.audit.chain import chains_digest, first_broken_link, format_timestamp
+from service.audit.chain import chains_digest, first_broken_link
 from service.audit.verify import verify_chains
-from service.clock import utc_now
+from service.clock import format_timestamp, utc_now
 from service.db_url import parse_database_url
 from service.models import Base
 from service.schema_setup import current_revision, head_revision, startup_lock, upgrade_to_head

@@ -21,8 +21,10 @@ The digest over all chains (GET /api/v1/audit/digest) is the SHA-256 of the line
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
+
+from service.clock import format_timestamp
 
 GENESIS_HASH = "0" * 64
 
@@ -42,13 +44,6 @@ HASHED_FIELDS = (
     "changes",
     "prev_hash",
 )
-
-
-def format_timestamp(moment: datetime) -> str:
-    """UTC with microseconds and a Z; a naive value (SQLite hands those back) is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _canonical_value(value: Any) -> Any:

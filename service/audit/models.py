@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, CachedReads, cached_reads
 from service.types import BigIntegerPK, JSONDocument, UTCDateTime
 
 
@@ -44,6 +44,8 @@ class Event(Base):
             postgresql_where=text("kind IN ('created', 'status_changed')"),
             sqlite_where=text("kind IN ('created', 'status_changed')"),
         ),
+        # each event bumps its programme's version
+        cached_reads(CachedReads.COVERED),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)

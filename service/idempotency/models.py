@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, CachedReads, cached_reads
 from service.types import JSONDocument, UTCDateTime
 
 
@@ -19,6 +19,7 @@ class IdempotencyKey(Base):
     __table_args__ = (
         UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
         Index("ix_idempotency_keys_created_at", "created_at"),
+        cached_reads(CachedReads.NOT_READ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

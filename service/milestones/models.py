@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, CachedReads, cached_reads
 from service.types import JSONDocument, UTCDateTime
 
 
@@ -12,6 +12,8 @@ class Milestone(Base):
     `milestone_added` / `milestone_updated` event in the programme's history."""
 
     __tablename__ = "milestones"
+    # Each change comes with an event, which bumps its programme's version.
+    __table_args__ = (cached_reads(CachedReads.COVERED),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)

@@ -23,7 +23,7 @@ def milestone_state(
     programme had closed (completed, carried over, withdrawn) without it; overdue when its due
     date had passed without it; planned otherwise, including a milestone with no due date.
 
-    service.milestones.queries states the same rule in SQL; tests check that the two agree."""
+    service.programs.progress states the same rule in SQL; tests check that the two agree."""
     if done_date is not None and done_date <= day:
         return MilestoneState.DONE
     if closed:

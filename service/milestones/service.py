@@ -14,10 +14,10 @@ from service.clock import today_utc, utc_now
 from service.errors import InvalidInput, NotFound
 from service.filters import require_known
 from service.milestones.models import Milestone
-from service.milestones.queries import DAY, state_at
 from service.milestones.rules import CLOSED_STATUSES, MilestoneState, milestone_state
 from service.milestones.schemas import MilestoneCreate, MilestoneRead, MilestoneUpdate
 from service.programs.models import Program
+from service.programs.progress import DAY, state_at
 from service.programs.service import Actor, LockedProgram, get_program, lock_program
 from service.roadmaps.models import Roadmap
 

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, CachedReads, cached_reads
 from service.programs.workflow import STATES
 from service.types import JSONDocument, UTCDateTime
 
@@ -15,7 +15,10 @@ class Program(Base):
     that records it; `version` counts the programme's events, so it equals its last event's seq."""
 
     __tablename__ = "programs"
-    __table_args__ = (CheckConstraint(f"status IN ({_STATUS_NAMES})", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_NAMES})", name="status_known"),
+        cached_reads(CachedReads.VERSIONED),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)

@@ -34,9 +34,9 @@ from service.errors import (
     TransitionNotAllowed,
 )
 from service.filters import require_known
-from service.milestones.queries import progress_by_program, progress_columns
 from service.programs.asof import descriptive_fields_as_of, status_seq_as_of
 from service.programs.models import Program
+from service.programs.progress import progress_by_program, progress_columns
 from service.programs.schemas import (
     DESCRIPTIVE_FIELDS,
     ProgramCreate,

@@ -3,7 +3,7 @@ import datetime as dt
 from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, CachedReads, cached_reads
 from service.types import JSONDocument, UTCDateTime
 
 
@@ -11,6 +11,7 @@ class Roadmap(Base):
     """A package of union programmes, such as the Main Directions for 2021–2023."""
 
     __tablename__ = "roadmaps"
+    __table_args__ = (cached_reads(CachedReads.APPENDED),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -27,6 +28,7 @@ class ProgressReport(Base):
     """A dated statement of how much of a roadmap is done, as an official reported it."""
 
     __tablename__ = "progress_reports"
+    __table_args__ = (cached_reads(CachedReads.APPENDED),)  # corrections are new reports
 
     id: Mapped[int] = mapped_column(primary_key=True)
     roadmap_id: Mapped[int] = mapped_column(ForeignKey("roadmaps.id"), index=True)
@@ -48,7 +50,10 @@ class SeedLoad(Base):
     files later (milestones, progress reports) is loaded once into databases seeded earlier."""
 
     __tablename__ = "seed_loads"
-    __table_args__ = (UniqueConstraint("roadmap_code", "part", name="uq_seed_loads_roadmap_part"),)
+    __table_args__ = (
+        UniqueConstraint("roadmap_code", "part", name="uq_seed_loads_roadmap_part"),
+        cached_reads(CachedReads.NOT_READ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     roadmap_code: Mapped[str] = mapped_column(String(64))

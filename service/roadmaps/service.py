@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.clock import today_utc, utc_now
 from service.errors import Conflict, InvalidInput, NotFound
-from service.milestones.queries import progress_columns
 from service.programs.models import Program
+from service.programs.progress import progress_columns
 from service.programs.service import PROGRESS
 from service.programs.workflow import STATES
 from service.roadmaps.models import ProgressReport, Roadmap

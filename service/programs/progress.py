@@ -1,5 +1,7 @@
-"""Milestones in SQL: the state rule of service.milestones.rules, and each programme's progress,
-both evaluated at the end of a day given as the `day` parameter (today, or an as-of date)."""
+"""A programme's progress in SQL: the state rule of service.milestones.rules for each of its
+milestones, and the counts per programme, evaluated at the end of a day given as the `day`
+parameter (today, or an as-of date). It lives with programmes because progress is a programme's
+figure (service.programs.service joins it to every programme read); milestones import it."""
 
 from datetime import datetime
 from typing import Any
