@@ -192,7 +192,7 @@ def valid_body(op: Operation, world: "World", targets: Targets) -> dict[str, Any
 # --- what a refused write must leave alone ------------------------------------------------------
 
 # Not a client's record: a refused request with an Idempotency-Key is stored to be replayed,
-# by design (idempotency/http.py), and a key's last use is a hint refreshed by any request.
+# by design (service/unit_of_work.py), and a key's last use is a hint refreshed by any request.
 UNRECORDED_TABLES = {"idempotency_keys"}
 UNRECORDED_COLUMNS = {"last_used_at"}
 

@@ -11,7 +11,7 @@ SEED_ACTOR_NAME = "seed"
 # "system" is not written yet; it is held back for the service's own future actions (a purge,
 # a repair), because a name once given to a key can never be taken back: revoked keys stay.
 # "anonymous" is how a change without a key reads, and the idempotency scope of calls without
-# one (idempotency.http.caller_scope).
+# one (unit_of_work.caller_scope).
 RESERVED_ACTOR_NAMES = (SEED_ACTOR_NAME, "system", "anonymous")
 
 

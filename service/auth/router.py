@@ -1,6 +1,7 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import service
 from service.auth.dependencies import AdminDep
@@ -8,8 +9,8 @@ from service.auth.roles import Role
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
 from service.db import SessionDep
 from service.errors import SecretShownOnce, problem_responses
-from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.schemas import Text
+from service.unit_of_work import UnitOfWorkDep
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=problem_responses(401, 403))
 
@@ -30,9 +31,7 @@ async def list_keys(_admin: AdminDep, session: SessionDep) -> ApiKeyList:
 async def create_key(
     data: ApiKeyCreate,
     _admin: AdminDep,
-    request: Request,
-    session: SessionDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
     """The secret is in this answer only: it is not stored and cannot be shown again.
 
@@ -46,15 +45,12 @@ async def create_key(
     client that lost the first answer revokes that key and creates another.
     """
 
-    async def work() -> tuple[ApiKeyCreated, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[ApiKeyCreated, dict[str, str]]:
         key, token = await service.create_key(session, name=data.name, role=Role(data.role))
         created = ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), secret=token)
         return created, {"Cache-Control": "no-store"}  # no copy of the secret in any cache
 
-    return await respond_to_write(
-        request,
-        session,
-        idempotency_key,
+    return await uow.answer(
         work,
         status_code=status.HTTP_201_CREATED,
         replay_instead=_secret_not_replayed,
@@ -72,8 +68,10 @@ def _secret_not_replayed(created: ApiKeyCreated) -> SecretShownOnce:
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404))
 async def revoke_key(
-    name: Annotated[Text, Path(max_length=100)], _admin: AdminDep, session: SessionDep
+    name: Annotated[Text, Path(max_length=100)], _admin: AdminDep, uow: UnitOfWorkDep
 ) -> Response:
-    await service.revoke_key(session, name)
-    await session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    async def work(session: AsyncSession) -> tuple[None, dict[str, str]]:
+        await service.revoke_key(session, name)
+        return None, {}
+
+    return await uow.answer(work, status_code=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,8 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import Event
 from service.audit.service import event_read
@@ -9,9 +10,7 @@ from service.auth.dependencies import EditorDep
 from service.caching import ComputedView
 from service.clock import today_utc
 from service.conditions import etag_for_version
-from service.db import SessionDep
 from service.errors import problem_responses
-from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.milestones import service
 from service.milestones.models import Milestone
 from service.milestones.rules import MilestoneState
@@ -26,6 +25,7 @@ from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_
 from service.programs.dependencies import IfMatchDep, ProgramCode, actor_of
 from service.programs.service import ProgramRow, get_program, program_read
 from service.schemas import Text
+from service.unit_of_work import UnitOfWorkDep
 
 router = APIRouter(prefix="/programs/{code}/milestones", tags=["milestones"])
 # Milestones of every programme, for a deadline dashboard.
@@ -91,12 +91,10 @@ async def add_milestone(
     code: ProgramCode,
     data: MilestoneCreate,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
     if_match: IfMatchDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[MilestoneChange, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[MilestoneChange, dict[str, str]]:
         milestone, _, event = await service.add_milestone(
             session, code, data, actor_of(editor, None), if_match=if_match
         )
@@ -106,7 +104,7 @@ async def add_milestone(
             "ETag": etag_for_version(row.program.version),
         }
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
+    return await uow.answer(work, status_code=201)
 
 
 @router.patch(
@@ -119,12 +117,10 @@ async def update_milestone(
     milestone_id: MilestoneId,
     data: MilestoneUpdate,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
     if_match: IfMatchDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[MilestoneChange, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[MilestoneChange, dict[str, str]]:
         milestone, _, event = await service.update_milestone(
             session, code, milestone_id, data, actor_of(editor, None), if_match=if_match
         )
@@ -132,4 +128,4 @@ async def update_milestone(
         change = _milestone_change(milestone, row, event)
         return change, {"ETag": etag_for_version(row.program.version)}
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=200)
+    return await uow.answer(work, status_code=200)

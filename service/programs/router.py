@@ -2,6 +2,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.schemas import EventPage
 from service.audit.service import event_read, program_history
@@ -15,9 +16,8 @@ from service.caching import (
 )
 from service.clock import today_utc
 from service.conditions import etag_for_version
-from service.db import SessionDep, open_session, single_statements
+from service.db import open_session, single_statements
 from service.errors import NotFound, problem_responses
-from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs import service
 from service.programs.dependencies import (
@@ -42,6 +42,7 @@ from service.programs.service import PointInTime, program_read
 from service.programs.workflow import workflow_document
 from service.programs.workflow_schemas import WorkflowRead
 from service.schemas import Text
+from service.unit_of_work import UnitOfWorkDep
 
 router = APIRouter(prefix="/programs", tags=["programs"])
 # The workflow every programme follows, at /workflow.
@@ -91,11 +92,9 @@ async def list_programs(
 async def create_program(
     data: ProgramCreate,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[ProgramChange, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[ProgramChange, dict[str, str]]:
         row, event = await service.create_program(session, data, actor_of(editor, data.actor))
         change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
         return change, {
@@ -103,7 +102,7 @@ async def create_program(
             "ETag": etag_for_version(row.program.version),
         }
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
+    return await uow.answer(work, status_code=201)
 
 
 @router.get("/{code}", response_model=ProgramRead, responses=problem_responses(404, 422))
@@ -148,12 +147,10 @@ async def update_program(
     code: ProgramCode,
     data: ProgramUpdate,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
     if_match: IfMatchDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[ProgramPatchResult, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[ProgramPatchResult, dict[str, str]]:
         row, event = await service.update_program(
             session, code, data, actor_of(editor, data.actor), if_match=if_match
         )
@@ -163,7 +160,7 @@ async def update_program(
         )
         return result, {"ETag": etag_for_version(row.program.version)}
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=200)
+    return await uow.answer(work, status_code=200)
 
 
 @router.post(
@@ -176,19 +173,17 @@ async def transition_program(
     code: ProgramCode,
     transition: TransitionRequest,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
     if_match: IfMatchDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[ProgramChange, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[ProgramChange, dict[str, str]]:
         row, event = await service.transition_program(
             session, code, transition, actor_of(editor, transition.actor), if_match=if_match
         )
         change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
         return change, {"ETag": etag_for_version(row.program.version)}
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
+    return await uow.answer(work, status_code=201)
 
 
 @router.get("/{code}/history", response_model=EventPage, responses=problem_responses(404, 422))

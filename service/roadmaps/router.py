@@ -1,12 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.dependencies import AdminDep, EditorDep
 from service.caching import ComputedView
-from service.db import SessionDep
 from service.errors import problem_responses
-from service.idempotency.http import IdempotencyKeyHeader, respond_to_write
 from service.roadmaps import service
 from service.roadmaps.schemas import (
     ProgressReportCreate,
@@ -17,6 +16,7 @@ from service.roadmaps.schemas import (
     RoadmapRead,
 )
 from service.schemas import Text
+from service.unit_of_work import UnitOfWorkDep
 
 router = APIRouter(prefix="/roadmaps", tags=["roadmaps"])
 
@@ -35,15 +35,13 @@ async def list_roadmaps(view: ComputedView) -> Response:
 async def create_roadmap(
     data: RoadmapCreate,
     _admin: AdminDep,
-    request: Request,
-    session: SessionDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[RoadmapRead, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[RoadmapRead, dict[str, str]]:
         roadmap = await service.create_roadmap(session, data)
         return roadmap, {"Location": f"/api/v1/roadmaps/{roadmap.code}"}
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
+    return await uow.answer(work, status_code=201)
 
 
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
@@ -75,12 +73,10 @@ async def add_progress(
     code: RoadmapCode,
     data: ProgressReportCreate,
     editor: EditorDep,
-    request: Request,
-    session: SessionDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    uow: UnitOfWorkDep,
 ) -> Response:
-    async def work() -> tuple[ProgressReportRead, dict[str, str]]:
+    async def work(session: AsyncSession) -> tuple[ProgressReportRead, dict[str, str]]:
         report = await service.add_progress(session, code, data, recorded_by=editor.name or "")
         return report, {}
 
-    return await respond_to_write(request, session, idempotency_key, work, status_code=201)
+    return await uow.answer(work, status_code=201)
