@@ -9,8 +9,6 @@ history grown to its full size for the page, timeline and export measurements.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,17 +39,12 @@ from benchlib.load import (
 from benchlib.profiling import finish_recording, start_recording, summarise
 from benchlib.report import Comparison, Results, Scaling
 from benchlib.servers import Server, cpu_seconds, create_api_key, memory_of
+from service.pagination import encode_cursor
 
 API = "/api/v1"
 TIMELINE = f"{API}/stats/timeline?start=2021-01-01&end=2024-12-31&interval=quarter"
 EXPORT = f"{API}/export/events.ndjson"
 ANCHOR_ROWS = 28
-
-
-def cursor(*key: int) -> str:
-    """The service's opaque cursor: URL-safe base64, unpadded, of a JSON array."""
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 @dataclass
@@ -338,8 +331,8 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
     txid, event_id = feed_position_from_end(run.pg, run.service_db, 150)
     feed_start, feed_end = time_paths(
         run,
-        f"{API}/events?limit=100&after={cursor(0, 0)}",
-        f"{API}/events?limit=100&after={cursor(txid, event_id)}",
+        f"{API}/events?limit=100&after={encode_cursor(0, 0)}",
+        f"{API}/events?limit=100&after={encode_cursor(txid, event_id)}",
     )
     feed = Scaling(
         "d",
@@ -354,7 +347,7 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
     history_start, history_end = time_paths(
         run,
         f"{API}/programs/{code}/history?limit=100",
-        f"{API}/programs/{code}/history?limit=100&cursor={cursor(newest - 150)}",
+        f"{API}/programs/{code}/history?limit=100&cursor={encode_cursor(newest - 150)}",
     )
     history = Scaling(
         "d",
