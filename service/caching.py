@@ -25,6 +25,7 @@ under running workers and restart them, or their caches may answer for the old o
 
 import functools
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -144,8 +145,8 @@ def check_not_modified(request: Request, etag: str) -> None:
 
 @dataclass(frozen=True)
 class CachedView:
-    """A computed view's validator, for the route: answer from `hit()` if there is one, else
-    compute the answer in `session()` and return `answer(model)`."""
+    """A computed view's validator, for the route: `await view.respond(compute)` answers from
+    this worker's cache when the data stands, else computes the answer in a new session."""
 
     view: View
     cache: ViewCache
@@ -164,6 +165,14 @@ class CachedView:
 
     def answer(self, model: BaseModel) -> Response:
         return self.cache.put(self.view, model)
+
+    async def respond(self, compute: Callable[[AsyncSession], Awaitable[BaseModel]]) -> Response:
+        """The one way to declare a cached read: what the answer is computed from, in a session
+        opened only on a miss (a hit needs none)."""
+        if (cached := self.hit()) is not None:
+            return cached
+        async with self.session() as session:
+            return self.answer(await compute(session))
 
 
 async def computed_view(request: Request) -> CachedView:

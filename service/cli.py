@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service import transfer
+from service import archive
 from service.audit.verify import digest_as_of, find_digest, verify_chains
 from service.auth import service as auth_service
 from service.auth.roles import Role
@@ -357,12 +357,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     settings = load_settings()
     path = Path(args.file)
     try:
-        transfer.check_export_source(settings.database_url)
-        with transfer.written_in_place(path) as out:
+        archive.check_export_source(settings.database_url)
+        with archive.written_in_place(path) as out:
             summary = run_against_database(
-                settings, lambda engine: transfer.export_database(engine, out)
+                settings, lambda engine: archive.export_database(engine, out)
             )
-    except transfer.TransferError as exc:
+    except archive.ArchiveError as exc:
         fail(f"export failed, no file written: {exc}")
     print(f"exported {summary.describe()} to {path}; audit digest {summary.digest}")
 
@@ -370,12 +370,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_import(args: argparse.Namespace) -> None:
     settings = load_settings()
     try:
-        export = transfer.read_export(Path(args.file))
+        export = archive.read_export(Path(args.file))
         summary = run_against_database(
             settings,
-            lambda engine: transfer.import_database(engine, settings.database_url, export),
+            lambda engine: archive.import_database(engine, settings.database_url, export),
         )
-    except transfer.TransferError as exc:
+    except archive.ArchiveError as exc:
         fail(f"import refused, nothing written: {exc}")
     print(f"imported {summary.describe()}; audit digest {summary.digest}")
 

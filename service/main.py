@@ -15,9 +15,9 @@ from service.auth.router import router as keys_router
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.config import Settings, get_settings
 from service.db import autocommit_engine, create_engine, create_sessionmaker
+from service.downloads.router import router as downloads_router
 from service.edges import HeadAsGet, HeaderLimits, ProblemCORSMiddleware
 from service.errors import install_problem_handlers, problem_responses
-from service.exports.router import router as exports_router
 from service.idempotency.service import purge_idempotency_keys_periodically
 from service.limits import BodySizeLimit
 from service.logs import RequestLog
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         all_milestones_router,
         events_router,
         stream_router,
-        exports_router,
+        downloads_router,
         roadmaps_router,
         stats_router,
         workflow_router,

@@ -44,10 +44,8 @@ async def find_milestones(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
-    if (cached := view.hit()) is not None:
-        return cached
-    after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
-    async with view.session() as session:
+    async def compute(session: AsyncSession) -> MilestonePage:
+        after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
         items = await service.find_milestones(
             session,
             after_id=after_id,
@@ -57,8 +55,10 @@ async def find_milestones(
             state=state,
             due_before=due_before,
         )
-    next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
-    return view.answer(MilestonePage(items=items, next_cursor=next_cursor))
+        next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
+        return MilestonePage(items=items, next_cursor=next_cursor)
+
+    return await view.respond(compute)
 
 
 def _milestone_change(
@@ -74,11 +74,11 @@ def _milestone_change(
 
 @router.get("", response_model=MilestoneList, responses=problem_responses(404))
 async def list_milestones(code: ProgramCode, view: ComputedView) -> Response:
-    if (cached := view.hit()) is not None:
-        return cached
-    async with view.session() as session:
+    async def compute(session: AsyncSession) -> MilestoneList:
         milestones = await service.list_milestones(session, code)
-    return view.answer(MilestoneList(items=milestones))
+        return MilestoneList(items=milestones)
+
+    return await view.respond(compute)
 
 
 @router.post(

@@ -62,10 +62,8 @@ async def list_programs(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
-    if (cached := view.hit()) is not None:
-        return cached
-    after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
-    async with view.session() as session:
+    async def compute(session: AsyncSession) -> ProgramPage:
+        after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
         rows = await service.list_programs(
             session,
             after_id=after_id,
@@ -77,10 +75,10 @@ async def list_programs(
             overdue=filters.overdue,
             point=filters.point,
         )
-    next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
-    return view.answer(
-        ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
-    )
+        next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
+        return ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
+
+    return await view.respond(compute)
 
 
 @router.post(
@@ -193,15 +191,13 @@ async def program_history_page(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
-    if (cached := view.hit()) is not None:
-        return cached
-    after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
-    async with view.session() as session:
+    async def compute(session: AsyncSession) -> EventPage:
+        after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
         program = (await service.get_program(session, code)).program
         rows = await program_history(
             session, program_id=program.id, after_seq=after_seq, limit=limit
         )
-    next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
-    return view.answer(
-        EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
-    )
+        next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
+        return EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
+
+    return await view.respond(compute)

@@ -317,19 +317,30 @@ async def lock_program(
 
 
 async def create_program(
-    session: AsyncSession, data: ProgramCreate, actor: Actor
+    session: AsyncSession,
+    data: ProgramCreate,
+    actor: Actor,
+    *,
+    created_on: date | None = None,
+    sources: list[str] | None = None,
+    program_sources: list[str] | None = None,
 ) -> tuple[ProgramRow, Event]:
+    """Create a programme in its initial status, with its `created` event: the API's and the
+    seed's one way. `created_on` backdates the creation (default today); `sources` are the
+    event's citations and `program_sources` the programme's own (both default to source_url)."""
     roadmap_id = await session.scalar(select(Roadmap.id).where(Roadmap.code == data.roadmap))
     if roadmap_id is None:
         raise InvalidInput(f"There is no roadmap with code {data.roadmap!r}.")
     now = utc_now()
+    created_on = created_on or now.date()
     fields = data.model_dump(exclude={"note", "source_url", "actor", "roadmap"})
+    cited = [data.source_url] if data.source_url else []
     program = Program(
         **fields,
         roadmap_id=roadmap_id,
-        sources=[data.source_url] if data.source_url else [],
+        sources=cited if program_sources is None else program_sources,
         status=INITIAL_STATUS.value,
-        status_effective_date=now.date(),
+        status_effective_date=created_on,
         version=0,
         created_at=now,
         updated_at=now,
@@ -345,12 +356,13 @@ async def create_program(
         prev_hash=None,
         kind=EventKind.CREATED,
         to_status=INITIAL_STATUS.value,
-        effective_date=now.date(),
+        effective_date=created_on,
         recorded_at=now,
         actor=actor.name,
         on_behalf_of=actor.on_behalf_of,
         note=data.note,
         source_url=data.source_url,
+        sources=sources,
         changes={"fields": {k: v for k, v in fields.items() if v is not None}},
     )
     await session.flush()

@@ -25,10 +25,10 @@ RoadmapCode = Annotated[Text, Path(max_length=64)]
 
 @router.get("", response_model=RoadmapList)
 async def list_roadmaps(view: ComputedView) -> Response:
-    if (cached := view.hit()) is not None:
-        return cached
-    async with view.session() as session:
-        return view.answer(RoadmapList(items=await service.list_roadmaps(session)))
+    async def compute(session: AsyncSession) -> RoadmapList:
+        return RoadmapList(items=await service.list_roadmaps(session))
+
+    return await view.respond(compute)
 
 
 @router.post("", response_model=RoadmapRead, status_code=201, responses=problem_responses(409))
@@ -47,20 +47,22 @@ async def create_roadmap(
 @router.get("/{code}", response_model=RoadmapRead, responses=problem_responses(404))
 async def get_roadmap(code: RoadmapCode, view: ComputedView) -> Response:
     """The roadmap with its programmes counted by status, its milestones and latest progress."""
-    if (cached := view.hit()) is not None:
-        return cached
-    async with view.session() as session:
-        return view.answer(await service.get_roadmap(session, code))
+
+    async def compute(session: AsyncSession) -> RoadmapRead:
+        return await service.get_roadmap(session, code)
+
+    return await view.respond(compute)
 
 
 @router.get("/{code}/progress", response_model=ProgressReportList, responses=problem_responses(404))
 async def list_progress(code: RoadmapCode, view: ComputedView) -> Response:
     """Dated statements of how much of the roadmap is done, oldest first."""
-    if (cached := view.hit()) is not None:
-        return cached
-    async with view.session() as session:
+
+    async def compute(session: AsyncSession) -> ProgressReportList:
         reports = await service.list_progress(session, code)
-    return view.answer(ProgressReportList(items=reports))
+        return ProgressReportList(items=reports)
+
+    return await view.respond(compute)
 
 
 @router.post(

@@ -24,16 +24,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.kinds import EventKind
-from service.audit.service import append_event
 from service.auth.reserved import SEED_ACTOR_NAME
 from service.clock import utc_now
 from service.milestones.models import Milestone
 from service.milestones.schemas import MilestoneCreate, MilestoneUpdate
 from service.milestones.service import add_milestone, update_milestone
 from service.programs.models import Program
-from service.programs.schemas import TransitionRequest
-from service.programs.service import Actor, transition_program
+from service.programs.schemas import ProgramCreate, TransitionRequest
+from service.programs.service import Actor, create_program, transition_program
 from service.programs.workflow import INITIAL_STATUS, Status
 from service.roadmaps.models import ProgressReport, Roadmap, SeedLoad
 from service.roadmaps.schemas import ProgressReportCreate
@@ -109,54 +107,41 @@ async def _ensure_roadmap(session: AsyncSession, data: dict[str, Any]) -> tuple[
 async def _create_program(
     session: AsyncSession, roadmap: Roadmap, data: dict[str, Any], history: list[dict[str, Any]]
 ) -> None:
+    """The programme through the API's own create path, then its history through the
+    workflow, each step with its citations."""
     if not history or history[0]["to_status"] != INITIAL_STATUS.value:
         raise ValueError(f"programme {data['code']!r}: its first event must be to 'draft'")
     creation, *changes = history
-    now = utc_now()
-    created_on = date.fromisoformat(creation["effective_date"])
-    program = Program(
-        code=data["code"],
-        roadmap_id=roadmap.id,
-        number=data.get("number"),
-        title=data["title"],
-        title_ru=data.get("title_ru"),
-        title_official=bool(data.get("title_official", False)),
-        sector=data.get("sector"),
-        lead_bodies=data.get("lead_bodies"),
-        summary=data.get("summary"),
-        sources=data.get("sources", []),
-        status=INITIAL_STATUS.value,
-        status_effective_date=created_on,
-        version=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(program)
-    await session.flush()
-    append_event(
-        session,
-        program=program,
-        prev_hash=None,
-        kind=EventKind.CREATED,
-        to_status=INITIAL_STATUS.value,
-        effective_date=created_on,
-        recorded_at=now,
-        actor=SEED_ACTOR.name,
+    fields = {name: data[name] for name in _PROGRAM_FIELDS if name in data}
+    request = ProgramCreate(
+        **fields,
+        roadmap=roadmap.code,
         note=creation.get("note"),
         source_url=first_url(creation.get("sources", [])),
-        sources=creation.get("sources", []),
     )
-    await session.flush()
+    await create_program(
+        session,
+        request,
+        SEED_ACTOR,
+        created_on=date.fromisoformat(creation["effective_date"]),
+        sources=creation.get("sources", []),
+        program_sources=data.get("sources", []),
+    )
     for change in changes:
-        request = TransitionRequest(
+        transition = TransitionRequest(
             to_status=Status(change["to_status"]),
             effective_date=date.fromisoformat(change["effective_date"]),
             note=change.get("note"),
             source_url=first_url(change.get("sources", [])),
         )
         await transition_program(
-            session, program.code, request, SEED_ACTOR, sources=change.get("sources", [])
+            session, request.code, transition, SEED_ACTOR, sources=change.get("sources", [])
         )
+
+
+_PROGRAM_FIELDS = (
+    "code", "number", "title", "title_ru", "title_official", "sector", "lead_bodies", "summary",
+)  # fmt: skip
 
 
 async def _load_milestones(

@@ -1,5 +1,6 @@
-"""Exports for spreadsheets and notebooks: CSV (UTF-8 with a byte-order mark, so spreadsheets
-read the Cyrillic titles right) and NDJSON, streamed page by page (see exports.service).
+"""Downloads for spreadsheets and notebooks, at /export/…: CSV (UTF-8 with a byte-order mark, so
+spreadsheets read the Cyrillic titles right) and NDJSON, streamed page by page (see
+downloads.service). The whole record as one file is service.archive's.
 
 Everything that can refuse a request happens before the 200 starts: query values, filters
 naming nothing (422), the cursor, and If-None-Match (304, without a body). Each export has a
@@ -22,9 +23,9 @@ from service.audit.feed import decode_feed_cursor, encode_feed_cursor, feed_end
 from service.audit.kinds import EventKind
 from service.caching import check_not_modified, computed_view, view_key, weak_etag
 from service.db import open_session
+from service.downloads import service
+from service.downloads.service import PAGE, Row, keyset_pages
 from service.errors import problem_responses
-from service.exports import service
-from service.exports.service import PAGE, Row, keyset_pages
 from service.filters import require_known
 from service.milestones.rules import MilestoneState
 from service.milestones.schemas import MilestoneRead

@@ -1,4 +1,6 @@
-"""Moving a whole database elsewhere: `roadmap export FILE` and `roadmap import FILE`.
+"""The whole record as one file (an archive), to move a database elsewhere: `roadmap export
+FILE` writes one, `roadmap import FILE` loads it. (HTTP downloads for spreadsheets and notebooks
+are another thing: service.downloads.)
 
 An export is one JSON document:
 
@@ -54,7 +56,7 @@ FORMAT_VERSION = 1
 _BATCH = 2000
 
 
-class TransferError(Exception):
+class ArchiveError(Exception):
     """Why an export or import cannot go ahead, as one line for the person running it."""
 
 
@@ -171,9 +173,9 @@ async def _check_revision(connection: AsyncConnection) -> str:
     revision = await connection.run_sync(current_revision)
     expected = head_revision()
     if revision is None:
-        raise TransferError("the database has no roadmap schema: is DATABASE_URL right?")
+        raise ArchiveError("the database has no roadmap schema: is DATABASE_URL right?")
     if revision != expected:
-        raise TransferError(
+        raise ArchiveError(
             f"the database is at schema revision {revision}, this roadmap at {expected}: "
             "run `roadmap migrate` first"
         )
@@ -186,7 +188,7 @@ def check_export_source(database_url: str) -> None:
     url = parse_database_url(database_url)
     file = url.database if url.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():
-        raise TransferError(f"there is no database file {file}")
+        raise ArchiveError(f"there is no database file {file}")
 
 
 async def export_database(engine: AsyncEngine, out: TextIO) -> TransferSummary:
@@ -242,7 +244,7 @@ def written_in_place(path: Path) -> Iterator[TextIO]:
     try:
         handle = temporary.open("x", encoding="utf-8")
     except OSError as exc:
-        raise TransferError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ArchiveError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with handle:
             yield handle
@@ -251,7 +253,7 @@ def written_in_place(path: Path) -> Iterator[TextIO]:
         try:
             temporary.replace(path)
         except OSError as exc:
-            raise TransferError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise ArchiveError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -300,20 +302,20 @@ def _from_json(column: Column[Any], value: Any) -> Any:
 
 def _record(columns: Sequence[Column[Any]], raw: Any, name: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise TransferError(f"{name}: not a JSON object")
+        raise ArchiveError(f"{name}: not a JSON object")
     names = {column.name for column in columns}
     missing = [column.name for column in columns if column.name not in raw]
     unknown = sorted(raw.keys() - names)
     if missing or unknown:
         problem = f"no {missing[0]}" if missing else f"unknown field {unknown[0]!r}"
-        raise TransferError(f"{name}: {problem}")
+        raise ArchiveError(f"{name}: {problem}")
     record = {}
     for column in columns:
         try:
             record[column.name] = _from_json(column, raw[column.name])
         except ValueError:
             value = raw[column.name]
-            raise TransferError(f"{name}: {column.name} {value!r} is not valid") from None
+            raise ArchiveError(f"{name}: {column.name} {value!r} is not valid") from None
     return record
 
 
@@ -330,26 +332,26 @@ def _name_of(section: _Section, raw: Any, position: int) -> str:
 def _section(document: dict[str, Any], section: _Section) -> list[Any]:
     rows = document.get(section.name)
     if not isinstance(rows, list):
-        raise TransferError(f"no {section.name!r} list")
+        raise ArchiveError(f"no {section.name!r} list")
     return rows
 
 
 def _check_header(document: Any) -> None:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise TransferError("not a roadmap export (written by `roadmap export`)")
+        raise ArchiveError("not a roadmap export (written by `roadmap export`)")
     if document.get("format_version") != FORMAT_VERSION:
-        raise TransferError(
+        raise ArchiveError(
             f"export format version {document.get('format_version')!r} is not supported "
             f"(this roadmap reads version {FORMAT_VERSION})"
         )
     revision, expected = document.get("alembic_revision"), head_revision()
     if revision != expected:
-        raise TransferError(
+        raise ArchiveError(
             f"exported at schema revision {revision!r}, but this roadmap is at {expected!r}: "
             "export and import with the same version of roadmap"
         )
     if not isinstance(document.get("audit_digest"), str):
-        raise TransferError("no audit_digest")
+        raise ArchiveError("no audit_digest")
 
 
 def _chains(
@@ -361,13 +363,13 @@ def _chains(
         name = _name_of(_EVENTS, raw, position)
         event = _record([*_EVENT_COLUMNS, _EVENT_PROGRAM], raw, name)
         if event["program"] not in chains:
-            raise TransferError(f"{name}: no programme {event['program']!r} in the file")
+            raise ArchiveError(f"{name}: no programme {event['program']!r} in the file")
         chains[event["program"]].append(event)
     for code in sorted(chains):
         chain = sorted(chains[code], key=lambda event: event["seq"])
         broken = first_broken_link(chain)
         if broken is not None:
-            raise TransferError(f"programme {code} event {broken[0]}: {broken[1]}")
+            raise ArchiveError(f"programme {code} event {broken[0]}: {broken[1]}")
         chains[code] = chain
     return chains
 
@@ -379,11 +381,11 @@ def read_export(path: Path) -> ExportFile:
         with path.open(encoding="utf-8") as handle:
             document = json.load(handle)
     except OSError as exc:
-        raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise TransferError(f"{path} is not UTF-8 text") from None
+        raise ArchiveError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise TransferError(f"{path} is not JSON: {exc}") from None
+        raise ArchiveError(f"{path} is not JSON: {exc}") from None
     _check_header(document)
     rows = {
         section.name: [
@@ -397,7 +399,7 @@ def read_export(path: Path) -> ExportFile:
     heads = {code: chain[-1]["hash"] for code, chain in chains.items() if chain}
     # A chain cut short, or left out with its programme, still verifies link by link.
     if chains_digest(heads) != document["audit_digest"]:
-        raise TransferError("the events do not add up to the file's audit_digest")
+        raise ArchiveError("the events do not add up to the file's audit_digest")
     rows["events"] = [
         {**{k: v for k, v in event.items() if k != "program"}, "program_id": program_ids[code]}
         for code, chain in chains.items()
@@ -409,7 +411,7 @@ def read_export(path: Path) -> ExportFile:
 async def _refuse_unless_empty(session: AsyncSession) -> None:
     for section in (*_SECTIONS, _EVENTS):
         if await session.scalar(select(section.table.c.id).limit(1)) is not None:
-            raise TransferError(
+            raise ArchiveError(
                 f"the database already holds {section.plural}; import only into an empty one"
             )
 
@@ -445,7 +447,7 @@ async def import_database(
             async with engine.begin() as connection:
                 await upgrade_to_head(connection)
         except CommandError as exc:  # e.g. a database at a revision this roadmap does not know
-            raise TransferError(f"cannot migrate the database: {exc}") from None
+            raise ArchiveError(f"cannot migrate the database: {exc}") from None
         async with AsyncSession(engine) as session:
             await _refuse_unless_empty(session)
             try:
@@ -455,7 +457,7 @@ async def import_database(
                         await session.execute(insert(section.table), rows[start : start + _BATCH])
             except (IntegrityError, DataError) as exc:
                 reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                raise TransferError(f"the database refused a record: {reason}") from None
+                raise ArchiveError(f"the database refused a record: {reason}") from None
             await _reset_id_sequences(session)
             # Read back what was stored: this proves the database keeps every hashed value
             # exactly, and checks what the file alone cannot (a programme's version and status
@@ -464,7 +466,7 @@ async def import_database(
             if not report.ok:
                 first = report.mismatches[0]
                 where = f" event {first.event_id}" if first.event_id is not None else ""
-                raise TransferError(f"programme {first.program}{where}: {first.reason}")
+                raise ArchiveError(f"programme {first.program}{where}: {first.reason}")
             await session.commit()
     return TransferSummary(
         counts={name: len(rows) for name, rows in export.rows.items()}, digest=export.digest
