@@ -5,8 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import InvalidInput
-from service.programs.models import Program
-from service.roadmaps.models import Roadmap
+from service.models.programs import Program
+from service.models.roadmaps import Roadmap
 
 
 def _unknown(parameter: str, what: str, value: str) -> InvalidInput:

@@ -33,8 +33,8 @@ from starlette.routing import replace_params
 from starlette.types import Scope
 
 from service.db import open_session
-from service.programs.models import Program
-from service.programs.workflow import STATES
+from service.models.programs import Program
+from service.rules.workflow import STATES
 
 REQUESTS = Counter("roadmap_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(

@@ -25,12 +25,12 @@ from sqlalchemy import ColumnElement, Select, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
-from service.audit.models import Event
 from service.audit.service import events_with_codes
 from service.filters import require_known
+from service.models.events import Event
+from service.models.programs import Program
+from service.models.roadmaps import Roadmap
 from service.pagination import decode_cursor, encode_cursor
-from service.programs.models import Program
-from service.roadmaps.models import Roadmap
 
 START = (0, 0)
 

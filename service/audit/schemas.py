@@ -1,7 +1,7 @@
 from datetime import date
 from typing import Any
 
-from service.programs.workflow import Status
+from service.rules.workflow import Status
 from service.schemas import ReadModel, Timestamp
 
 

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.chain import GENESIS_HASH, event_hash
 from service.audit.kinds import EventKind
-from service.audit.models import Event
 from service.audit.schemas import EventRead
-from service.programs.models import Program
+from service.models.events import Event
+from service.models.programs import Program
 
 
 def append_event(

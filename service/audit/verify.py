@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.chain import broken_links, chains_digest
 from service.audit.feed import START, feed_end
-from service.audit.models import Event
-from service.programs.models import Program
+from service.models.events import Event
+from service.models.programs import Program
 
 _HASHED_COLUMNS = (
     Event.id,

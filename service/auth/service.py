@@ -8,12 +8,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service.auth.models import ApiKey
 from service.auth.reserved import reserved_name_in
 from service.auth.roles import Role
 from service.auth.tokens import hash_secret, new_key, parse_key, secret_matches
 from service.clock import utc_now
 from service.errors import Conflict, InvalidInput, NotFound
+from service.models.keys import ApiKey
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from service.downloads import service
 from service.downloads.service import PAGE, Row, keyset_pages
 from service.errors import problem_responses
 from service.filters import require_known
-from service.milestones.rules import MilestoneState
 from service.milestones.schemas import MilestoneRead
 from service.milestones.service import find_milestones
+from service.models.roadmaps import ProgressReport
 from service.programs.dependencies import (
     AsOfQuery,
     KnownAtQuery,
@@ -38,7 +38,7 @@ from service.programs.dependencies import (
 )
 from service.programs.schemas import ProgressRead
 from service.programs.service import ProgramRow, list_programs
-from service.roadmaps.models import ProgressReport
+from service.rules.milestones import MilestoneState
 from service.schemas import Text
 
 router = APIRouter(prefix="/export", tags=["exports"], responses=problem_responses(422))

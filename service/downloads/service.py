@@ -14,8 +14,8 @@ from service.audit.feed import encode_feed_cursor, read_feed
 from service.audit.kinds import EventKind
 from service.audit.service import event_read
 from service.db import page_session
+from service.models.roadmaps import ProgressReport, Roadmap
 from service.programs.service import ProgramRow, program_read
-from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.service import progress_report_read
 
 PAGE = 1000

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.clock import utc_now
 from service.errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from service.idempotency.models import IdempotencyKey
+from service.models.idempotency import IdempotencyKey
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"

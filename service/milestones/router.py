@@ -4,7 +4,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.models import Event
 from service.audit.service import event_read
 from service.auth.dependencies import EditorDep
 from service.caching import ComputedView
@@ -12,8 +11,6 @@ from service.clock import today_utc
 from service.conditions import etag_for_version
 from service.errors import problem_responses
 from service.milestones import service
-from service.milestones.models import Milestone
-from service.milestones.rules import MilestoneState
 from service.milestones.schemas import (
     MilestoneChange,
     MilestoneCreate,
@@ -21,9 +18,12 @@ from service.milestones.schemas import (
     MilestonePage,
     MilestoneUpdate,
 )
+from service.models.events import Event
+from service.models.milestones import Milestone
 from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
 from service.programs.dependencies import IfMatchDep, ProgramCode, actor_of
 from service.programs.service import ProgramRow, get_program, program_read
+from service.rules.milestones import MilestoneState
 from service.schemas import Text
 from service.unit_of_work import UnitOfWorkDep
 

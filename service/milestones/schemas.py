@@ -3,8 +3,8 @@ from datetime import date
 from pydantic import Field
 
 from service.audit.schemas import EventRead
-from service.milestones.rules import MilestoneState
 from service.programs.schemas import ProgramRead
+from service.rules.milestones import MilestoneState
 from service.schemas import LongText, ReadModel, RequestModel, ShortText, SourceUrl, Timestamp
 
 SET_ON = "The date of the act that set the milestone (default today; not in the future)."

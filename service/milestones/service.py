@@ -8,18 +8,18 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
-from service.audit.models import Event
 from service.audit.service import append_event
 from service.clock import today_utc, utc_now
 from service.errors import InvalidInput, NotFound
 from service.filters import require_known
-from service.milestones.models import Milestone
-from service.milestones.rules import CLOSED_STATUSES, MilestoneState, milestone_state
 from service.milestones.schemas import MilestoneCreate, MilestoneRead, MilestoneUpdate
-from service.programs.models import Program
+from service.models.events import Event
+from service.models.milestones import Milestone
+from service.models.programs import Program
+from service.models.roadmaps import Roadmap
 from service.programs.progress import DAY, state_at
 from service.programs.service import Actor, LockedProgram, get_program, lock_program
-from service.roadmaps.models import Roadmap
+from service.rules.milestones import CLOSED_STATUSES, MilestoneState, milestone_state
 
 
 def milestone_read(

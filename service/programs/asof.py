@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
-from service.audit.models import Event
-from service.programs.models import Program
+from service.models.events import Event
+from service.models.programs import Program
 
 STATUS_EVENT_KINDS = (EventKind.CREATED, EventKind.STATUS_CHANGED)
 REVERSIBLE_FIELDS = ("title", "title_ru", "sector", "lead_bodies", "summary")

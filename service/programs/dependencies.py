@@ -11,7 +11,7 @@ from service.auth.dependencies import Caller
 from service.calendar_dates import ACCEPTED_FORMS, CalendarDay
 from service.errors import InvalidInput, PreconditionRequired
 from service.programs.service import Actor, PointInTime
-from service.programs.workflow import Status
+from service.rules.workflow import Status
 from service.schemas import Text
 
 ProgramCode = Annotated[Text, Path(max_length=64, description="The programme's code")]

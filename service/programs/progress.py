@@ -1,4 +1,4 @@
-"""A programme's progress in SQL: the state rule of service.milestones.rules for each of its
+"""A programme's progress in SQL: the state rule of service.rules.milestones for each of its
 milestones, and the counts per programme, evaluated at the end of a day given as the `day`
 parameter (today, or an as-of date). It lives with programmes because progress is a programme's
 figure (service.programs.service joins it to every programme read); milestones import it."""
@@ -19,9 +19,9 @@ from sqlalchemy import (
     select,
 )
 
-from service.milestones.models import Milestone
-from service.milestones.rules import CLOSED_STATUSES, MilestoneState
-from service.programs.models import Program
+from service.models.milestones import Milestone
+from service.models.programs import Program
+from service.rules.milestones import CLOSED_STATUSES, MilestoneState
 
 DAY = bindparam("day", type_=Date())
 
@@ -39,7 +39,7 @@ def _open_at(day: ColumnElement[Any]) -> ColumnElement[bool]:
 
 
 def state_at(day: ColumnElement[Any], status: SQLColumnExpression[Any]) -> ColumnElement[str]:
-    """milestones.rules.milestone_state, for a milestone of a programme in `status`."""
+    """rules.milestones.milestone_state, for a milestone of a programme in `status`."""
     return case(
         (_done_by(day), MilestoneState.DONE.value),
         (is_closed(status), MilestoneState.MISSED.value),

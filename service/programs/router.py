@@ -39,8 +39,8 @@ from service.programs.schemas import (
     TransitionRequest,
 )
 from service.programs.service import PointInTime, program_read
-from service.programs.workflow import workflow_document
 from service.programs.workflow_schemas import WorkflowRead
+from service.rules.workflow import workflow_document
 from service.schemas import Text
 from service.unit_of_work import UnitOfWorkDep
 

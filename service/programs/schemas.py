@@ -5,7 +5,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from service.audit.schemas import EventRead
 from service.auth.reserved import reserved_name_in
-from service.programs.workflow import Status
+from service.rules.workflow import Status
 from service.schemas import (
     Code,
     LongText,

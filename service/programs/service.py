@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.audit.kinds import EventKind
-from service.audit.models import Event
 from service.audit.service import append_event
 from service.clock import today_utc, utc_now
 from service.conditions import etag_for_version, if_match_passes
@@ -34,8 +33,10 @@ from service.errors import (
     TransitionNotAllowed,
 )
 from service.filters import require_known
+from service.models.events import Event
+from service.models.programs import Program
+from service.models.roadmaps import Roadmap
 from service.programs.asof import descriptive_fields_as_of, status_seq_as_of
-from service.programs.models import Program
 from service.programs.progress import progress_by_program, progress_columns
 from service.programs.schemas import (
     DESCRIPTIVE_FIELDS,
@@ -45,8 +46,7 @@ from service.programs.schemas import (
     ProgressRead,
     TransitionRequest,
 )
-from service.programs.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
-from service.roadmaps.models import Roadmap
+from service.rules.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Actor:
 
 @dataclass(frozen=True)
 class Progress:
-    """What a programme's milestones add up to (see milestones.rules for the states)."""
+    """What a programme's milestones add up to (see rules.milestones for the states)."""
 
     total: int = 0
     done: int = 0

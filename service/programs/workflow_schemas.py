@@ -1,8 +1,8 @@
-"""The workflow table as GET /api/v1/workflow publishes it (programs.workflow stays pure)."""
+"""The workflow table as GET /api/v1/workflow publishes it (rules.workflow stays pure)."""
 
 from pydantic import Field
 
-from service.programs.workflow import Status
+from service.rules.workflow import Status
 from service.schemas import ReadModel
 
 

@@ -6,11 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.clock import today_utc, utc_now
 from service.errors import Conflict, InvalidInput, NotFound
-from service.programs.models import Program
+from service.models.programs import Program
+from service.models.roadmaps import ProgressReport, Roadmap
 from service.programs.progress import progress_columns
 from service.programs.service import PROGRESS
-from service.programs.workflow import STATES
-from service.roadmaps.models import ProgressReport, Roadmap
 from service.roadmaps.schemas import (
     ProgressReportCreate,
     ProgressReportRead,
@@ -18,6 +17,7 @@ from service.roadmaps.schemas import (
     RoadmapMilestones,
     RoadmapRead,
 )
+from service.rules.workflow import STATES
 
 
 def progress_report_read(

@@ -26,16 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.reserved import SEED_ACTOR_NAME
 from service.clock import utc_now
-from service.milestones.models import Milestone
 from service.milestones.schemas import MilestoneCreate, MilestoneUpdate
 from service.milestones.service import add_milestone, update_milestone
-from service.programs.models import Program
+from service.models.milestones import Milestone
+from service.models.programs import Program
+from service.models.roadmaps import ProgressReport, Roadmap, SeedLoad
 from service.programs.schemas import ProgramCreate, TransitionRequest
 from service.programs.service import Actor, create_program, transition_program
-from service.programs.workflow import INITIAL_STATUS, Status
-from service.roadmaps.models import ProgressReport, Roadmap, SeedLoad
 from service.roadmaps.schemas import ProgressReportCreate
 from service.roadmaps.service import add_progress
+from service.rules.workflow import INITIAL_STATUS, Status
 
 # No key may take this name (auth.reserved), so the seeded facts cannot be forged.
 SEED_ACTOR = Actor(name=SEED_ACTOR_NAME)

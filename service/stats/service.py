@@ -6,13 +6,13 @@ from datetime import date, datetime
 from sqlalchemy import Date, func, literal, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.models import Event
 from service.filters import require_known
+from service.models.events import Event
+from service.models.programs import Program
+from service.models.roadmaps import Roadmap
 from service.programs.asof import status_event_as_of
-from service.programs.models import Program
 from service.programs.service import PointInTime, list_programs
-from service.programs.workflow import STATES
-from service.roadmaps.models import Roadmap
+from service.rules.workflow import STATES
 
 MAX_POINTS = 3700  # ten years of days
 POINTS_PER_QUERY = 400

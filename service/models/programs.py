@@ -4,7 +4,7 @@ from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, CachedReads, cached_reads
-from service.programs.workflow import STATES
+from service.rules.workflow import STATES
 from service.types import JSONDocument, UTCDateTime
 
 _STATUS_NAMES = ", ".join(f"'{state.name.value}'" for state in STATES)

@@ -3,7 +3,7 @@
 from datetime import date
 from enum import StrEnum
 
-from service.programs.workflow import STATES
+from service.rules.workflow import STATES
 
 # A programme in one of these states will not act any more: what it left undone was missed.
 CLOSED_STATUSES = tuple(state.name.value for state in STATES if state.terminal)

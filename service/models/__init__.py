@@ -1,0 +1,23 @@
+"""The schema: every table, one module per domain, in one package below every domain, so a
+domain names another's table without importing that domain (no package-level cycle). Imported
+here in one place so Alembic and create_app see the whole schema."""
+
+from service.db import Base
+from service.models.events import Event
+from service.models.idempotency import IdempotencyKey
+from service.models.keys import ApiKey
+from service.models.milestones import Milestone
+from service.models.programs import Program
+from service.models.roadmaps import ProgressReport, Roadmap, SeedLoad
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Event",
+    "IdempotencyKey",
+    "Milestone",
+    "Program",
+    "ProgressReport",
+    "Roadmap",
+    "SeedLoad",
+]

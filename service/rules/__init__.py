@@ -1,0 +1,1 @@
+"""Pure rules: no framework, driver or database (the import contracts hold them to it)."""
