@@ -7,17 +7,17 @@ to a PostgreSQL database to run the suite there: the template and the copies are
 it (named after it) and dropped at the end.
 """
 
-import os
-import shutil
-import uuid
-from collections.abc import AsyncIterator, Iterator
+import gc
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
+import fastapi.dependencies.models
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.auth.roles import Role
@@ -26,16 +26,17 @@ from service.config import Settings
 from service.db import create_engine
 from service.main import create_app
 from service.schema_setup import prepare_database
-from tests.live import LiveServer, start_server
-
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-def is_postgresql() -> bool:
-    return bool(TEST_DATABASE_URL) and make_url(TEST_DATABASE_URL or "").get_backend_name() in (
-        "postgresql",
-        "postgres",
-    )
+from tests.support.builders import bearer
+from tests.support.cli import Cli, run_cli
+from tests.support.databases import (
+    TEST_DATABASE_URL,
+    clone_database,
+    create_database_beside,
+    drop_database,
+    is_postgresql,
+)
+from tests.support.hypothesis_profiles import load_profile
+from tests.support.servers import LiveServer, start_server
 
 
 @pytest.fixture(scope="session")
@@ -50,71 +51,43 @@ async def template_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await drop_database(url)
 
 
-# Tokens of the keys every test database has: one per role, plus one revoked key.
-API_TOKENS: dict[str, str] = {}
+@dataclass(frozen=True)
+class Template:
+    url: str
+    # Tokens of the keys every copy has: one per role (by its value), and "revoked".
+    tokens: Mapping[str, str]
 
 
-async def _create_test_keys(engine: AsyncEngine) -> None:
+async def _create_test_keys(engine: AsyncEngine) -> dict[str, str]:
+    tokens: dict[str, str] = {}
     async with AsyncSession(engine) as session:
         for role in Role:
-            _, API_TOKENS[role.value] = await create_key(session, name=f"test-{role}", role=role)
-        _, API_TOKENS["revoked"] = await create_key(session, name="test-revoked", role=Role.ADMIN)
+            _, tokens[role.value] = await create_key(session, name=f"test-{role}", role=role)
+        _, tokens["revoked"] = await create_key(session, name="test-revoked", role=Role.ADMIN)
         await revoke_key(session, "test-revoked")
         await session.commit()
+    return tokens
 
 
 @pytest.fixture(scope="session")
-async def seeded_template(template_url: str) -> str:
+async def template(template_url: str) -> Template:
+    """The template migrated, seeded and given the test keys, before any test copies it."""
     engine = create_engine(template_url)
     await prepare_database(engine, template_url)
-    await _create_test_keys(engine)
+    tokens = await _create_test_keys(engine)
     await engine.dispose()  # SQLite folds its WAL back into the file; PG frees the template
-    return template_url
+    return Template(template_url, MappingProxyType(tokens))
 
 
 @pytest.fixture(scope="session")
-def api_tokens(seeded_template: str) -> dict[str, str]:
-    return API_TOKENS
+def seeded_template(template: Template) -> str:
+    return template.url
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _server_url(url: str) -> str:
-    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
-
-
-async def create_database_beside(url: str, *, template: str | None = None) -> str:
-    """A new PostgreSQL database named after the one in `url` (optionally copied from
-    `template`); returns its URL."""
-    name = f"{make_url(url).database}_{uuid.uuid4().hex[:10]}"
-    copy_from = f' TEMPLATE "{template}"' if template else ""
-    engine = create_engine(_server_url(url))
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"{copy_from}'))
-    await engine.dispose()
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def clone_database(template: str, tmp_path: Path) -> str:
-    if not is_postgresql():
-        copy = tmp_path / "test.db"
-        shutil.copyfile(make_url(template).database or "", copy)
-        return f"sqlite:///{copy}"
-    return await create_database_beside(template, template=make_url(template).database)
-
-
-async def drop_database(url: str) -> None:
-    if not is_postgresql():
-        return
-    engine = create_engine(_server_url(url))
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        name = make_url(url).database
-        await autocommit.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
+@pytest.fixture(scope="session")
+def api_tokens(template: Template) -> Mapping[str, str]:
+    """Read-only: the same keys for every test, as every copy of the template has them."""
+    return template.tokens
 
 
 @pytest.fixture
@@ -137,7 +110,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def client(app: FastAPI, api_tokens: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client that holds an editor key, as most tests act as an editor."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
@@ -170,12 +143,64 @@ def live(live_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert server.stop() == 0, "the server did not stop cleanly on SIGTERM"
 
 
-LIVE_FIXTURES = {"live", "live_database", "crash_database"}
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    """Runs the `roadmap` command in a process of its own, as a user runs it."""
+    return run_cli
+
+
+def is_quick(config: pytest.Config) -> bool:
+    """The quick loop is `pytest -m "not live"`."""
+    return " ".join(str(config.getoption("markexpr", "")).split()) == "not live"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The quick loop tries fewer Hypothesis examples (tests/support/hypothesis_profiles.py);
+    any other run tries them all. --hypothesis-profile overrides both."""
+    if not config.getoption("hypothesis_profile", None):
+        load_profile(quick=is_quick(config))
+
+
+WHOLLY_LIVE = re.compile(r"^pytestmark = pytest\.mark\.live\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick loop does not even import a module that is live as a whole (it says so with a
+    module-level `pytestmark = pytest.mark.live`): schemathesis alone takes seconds to build its
+    cases. Any other run collects it, and deselects by marker as usual."""
+    if collection_path.suffix == ".py" and is_quick(config):
+        return bool(WHOLLY_LIVE.search(collection_path.read_text(encoding="utf-8"))) or None
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Garbage collection took a sixth of the quick loop: every request allocates thousands of
+    short-lived objects, and with Python's default thresholds (700, 10, 10) the collector ran
+    some 6,000 times, walking what the test modules imported each full round. Collect less often,
+    and leave out what lives to the end anyway."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """FastAPI keeps the last 4096 endpoint callables it looked at in module-level LRU caches
+    (fastapi.dependencies.models), and the service's endpoints close over their application:
+    without this, every test's application stayed alive (some 230 in a quick run, 1.7 million
+    objects), which made each full garbage collection, and the interpreter's exit, seconds
+    slower."""
+    for cached in vars(fastapi.dependencies.models).values():
+        if callable(getattr(cached, "cache_clear", None)):
+            cached.cache_clear()
+
+
+# A test that takes one of these (itself or through another fixture) starts real processes.
+LIVE_FIXTURES = {"live", "live_database", "crash_database", "cli"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start real server processes are `live`: `pytest -m "not live"` is the quick
-    loop (the live ones are marked by hand where they start servers themselves)."""
+    """Tests that start real processes are `live`: `pytest -m "not live"` is the quick loop
+    (those that start processes without one of LIVE_FIXTURES are marked by hand)."""
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)

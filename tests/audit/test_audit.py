@@ -1,0 +1,117 @@
+"""Verification finds an event changed behind the service's back; digests prove the past."""
+
+import hashlib
+import json
+
+import httpx
+from sqlalchemy import text
+
+from service.db import create_engine
+from tests.support.builders import API, SEEDED_EVENTS, create_program, transition
+from tests.support.cli import Cli
+
+
+async def tamper_with_event(database_url: str, program: str, seq: int, note: str) -> int:
+    """Edit an event as a superuser could: with the append-only triggers out of the way."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
+        else:
+            await connection.execute(text("DROP TRIGGER events_no_update"))
+        event_id = (
+            await connection.execute(
+                text(
+                    "UPDATE events SET note = :note WHERE seq = :seq AND program_id = "
+                    "(SELECT id FROM programs WHERE code = :code) RETURNING id"
+                ),
+                {"note": note, "seq": seq, "code": program},
+            )
+        ).scalar_one()
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("ALTER TABLE events ENABLE TRIGGER USER"))
+    await engine.dispose()
+    return int(event_id)
+
+
+async def test_an_untouched_history_verifies(client: httpx.AsyncClient) -> None:
+    report = (await client.get(f"{API}/audit/verify")).json()
+    assert report == {
+        "ok": True,
+        "programs_checked": 28,
+        "events_checked": SEEDED_EVENTS,
+        "mismatches": [],
+    }
+
+
+async def test_an_edited_event_is_named(client: httpx.AsyncClient, database_url: str) -> None:
+    event_id = await tamper_with_event(database_url, "gas_market", 6, "never delayed")
+    report = (await client.get(f"{API}/audit/verify")).json()
+    assert report["ok"] is False
+    assert report["mismatches"] == [
+        {
+            "program": "gas_market",
+            "event_id": event_id,
+            "reason": "hash does not match the event's content",
+        }
+    ]
+
+
+def test_roadmap_verify_passes_on_an_untouched_history(cli: Cli, database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}
+    clean = cli("verify", env=env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.startswith("ok: 28 programmes")
+
+
+async def test_roadmap_verify_fails_after_tampering(cli: Cli, database_url: str) -> None:
+    event_id = await tamper_with_event(database_url, "oil_market", 3, "rewritten")
+    result = cli("verify", env={"DATABASE_URL": database_url})
+    assert result.returncode == 1
+    assert f"MISMATCH oil_market event {event_id}" in result.stdout
+
+
+async def test_a_kept_digest_proves_the_past(
+    cli: Cli, client: httpx.AsyncClient, database_url: str
+) -> None:
+    kept = (await client.get(f"{API}/audit/digest")).json()
+    assert kept["last_event_id"] is not None
+    await create_program(client, "after_digest")
+    await transition(client, "after_digest", "coordinated")
+    newer = (await client.get(f"{API}/audit/digest")).json()
+    assert newer["digest"] != kept["digest"]
+
+    env = {"DATABASE_URL": database_url}
+    at = ["--digest", kept["digest"], "--at", str(kept["last_event_id"])]
+    assert cli("verify", *at, env=env).returncode == 0
+    searched = cli("verify", "--digest", kept["digest"], env=env)
+    assert searched.returncode == 0, searched.stdout
+    assert f"as of event {kept['last_event_id']}" in searched.stdout
+
+    await tamper_with_event(database_url, "transport", 6, "rewritten")
+    assert cli("verify", *at, env=env).returncode == 1
+    wrong = cli("verify", "--digest", "0" * 64, env=env)
+    assert wrong.returncode == 1
+
+
+async def test_an_outside_program_can_check_chains_from_the_json(
+    client: httpx.AsyncClient,
+) -> None:
+    """The README's recipe, written here without the service's code, on the API's own JSON."""
+    await create_program(client, "outside_check", title="Проверка")
+    await client.patch(f"{API}/programs/outside_check", json={"summary": "ü"})
+    fields = [
+        "program", "seq", "kind", "from_status", "to_status", "effective_date",
+        "recorded_at", "actor", "on_behalf_of", "note", "source_url", "sources", "changes",
+        "prev_hash",
+    ]  # fmt: skip
+    events = (await client.get(f"{API}/events", params={"limit": 500})).json()["items"]
+    previous: dict[str, str] = {}
+    for event in events:
+        body = json.dumps(
+            {k: event[k] for k in fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        assert hashlib.sha256(body.encode()).hexdigest() == event["hash"]
+        assert event["prev_hash"] == previous.get(event["program"], "0" * 64)
+        previous[event["program"]] = event["hash"]
+    assert len(previous) == 29
