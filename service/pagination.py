@@ -16,9 +16,12 @@ from service.errors import InvalidInput
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
-# Every sort key is a non-negative 64-bit integer (ids, seqs, transaction ids), so a cursor
+# Every sort key is a non-negative 64-bit integer (event ids, transaction ids), so a cursor
 # holding anything else cannot be one the service issued, and must not reach the database.
 MAX_KEY = 2**63 - 1
+# Programme and milestone ids and events' seq are INTEGER columns: a larger key cannot be one
+# the service issued either, and PostgreSQL's driver would refuse to send it.
+MAX_INTEGER_KEY = 2**31 - 1
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 
@@ -28,7 +31,7 @@ def encode_cursor(*key: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, arity: int) -> tuple[int, ...]:
+def decode_cursor(cursor: str, *, arity: int, max_key: int = MAX_KEY) -> tuple[int, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -38,7 +41,7 @@ def decode_cursor(cursor: str, *, arity: int) -> tuple[int, ...]:
         not isinstance(key, list)
         or len(key) != arity
         or not all(
-            isinstance(part, int) and not isinstance(part, bool) and 0 <= part <= MAX_KEY
+            isinstance(part, int) and not isinstance(part, bool) and 0 <= part <= max_key
             for part in key
         )
     ):

@@ -20,7 +20,13 @@ from service.milestones.schemas import (
 )
 from service.models.events import Event
 from service.models.milestones import Milestone
-from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
+from service.pagination import (
+    DEFAULT_LIMIT,
+    MAX_INTEGER_KEY,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from service.programs.dependencies import IfMatchDep, ProgramCode, actor_of
 from service.programs.service import ProgramRow, get_program, program_read
 from service.rules.milestones import MilestoneState
@@ -45,7 +51,7 @@ async def find_milestones(
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     async def compute(session: AsyncSession) -> MilestonePage:
-        after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
+        after_id = decode_cursor(cursor, arity=1, max_key=MAX_INTEGER_KEY)[0] if cursor else 0
         items = await service.find_milestones(
             session,
             after_id=after_id,

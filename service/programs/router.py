@@ -18,7 +18,13 @@ from service.clock import today_utc
 from service.conditions import etag_for_version
 from service.db import open_session, single_statements
 from service.errors import NotFound, problem_responses
-from service.pagination import DEFAULT_LIMIT, LimitQuery, decode_cursor, encode_cursor
+from service.pagination import (
+    DEFAULT_LIMIT,
+    MAX_INTEGER_KEY,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from service.programs import service
 from service.programs.dependencies import (
     AsOfQuery,
@@ -63,7 +69,7 @@ async def list_programs(
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     async def compute(session: AsyncSession) -> ProgramPage:
-        after_id = decode_cursor(cursor, arity=1)[0] if cursor else 0
+        after_id = decode_cursor(cursor, arity=1, max_key=MAX_INTEGER_KEY)[0] if cursor else 0
         rows = await service.list_programs(
             session,
             after_id=after_id,
@@ -192,7 +198,7 @@ async def program_history_page(
     cursor: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     async def compute(session: AsyncSession) -> EventPage:
-        after_seq = decode_cursor(cursor, arity=1)[0] if cursor else 0
+        after_seq = decode_cursor(cursor, arity=1, max_key=MAX_INTEGER_KEY)[0] if cursor else 0
         program = (await service.get_program(session, code)).program
         rows = await program_history(
             session, program_id=program.id, after_seq=after_seq, limit=limit

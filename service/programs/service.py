@@ -290,7 +290,7 @@ async def lock_program(
       orders by transaction id (service.audit.feed), so a programme's events reach it in seq
       order. A row lock (FOR UPDATE) may assign the id while still waiting, and did.
 
-    tests/test_contention.py guards both.
+    tests/robustness/test_contention.py guards both.
 
     SQLite has no row locks and a deferred transaction that reads first cannot safely write
     later, so there a no-op UPDATE takes the database's write lock before anything is read.

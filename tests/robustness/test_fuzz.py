@@ -394,6 +394,10 @@ async def test_any_header_value_is_answered_and_a_refusal_writes_nothing(
 @fuzz(50)
 @given(target=st.sampled_from(CURSOR_PARAMETERS), cursor=cursors)
 @example(target=parameter("GET", "/programs", "cursor"), cursor=cursor_of([2**63]))
+# Past an INTEGER id column: PostgreSQL's driver refuses to send it, so it must not get there.
+@example(target=parameter("GET", "/programs", "cursor"), cursor=cursor_of([2**31]))
+@example(target=parameter("GET", "/milestones", "cursor"), cursor=cursor_of([2**31]))
+@example(target=parameter("GET", "/programs/{code}/history", "cursor"), cursor=cursor_of([2**31]))
 @example(target=parameter("GET", "/programs", "cursor"), cursor=cursor_of([-(2**63) - 1]))
 @example(target=parameter("GET", "/programs", "cursor"), cursor=cursor_of([1e308]))
 @example(target=parameter("GET", "/programs/{code}/history", "cursor"), cursor=cursor_of([2**63]))
