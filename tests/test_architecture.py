@@ -42,11 +42,13 @@ def add_import(module: Path, line: str) -> None:
     module.write_text(f"{text[:end]}\n{line}  # noqa: F401\n{text[end:]}")
 
 
+@pytest.mark.live  # lint-imports runs as a process of its own
 def test_the_contracts_hold(tmp_path: Path) -> None:
     done = lint_imports(copy_of_the_package(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("module", "line", "broken"),
     [
