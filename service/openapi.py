@@ -211,12 +211,15 @@ def _install_docs(app: FastAPI) -> None:
     assets = str(files("fastapi_offline") / "static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
     favicon = f"{DOCS_ASSETS}/favicon.png"
+    # A string, not the app: an endpoint that closed over its app would keep it alive for as
+    # long as FastAPI's caches of endpoint callables hold the endpoint.
+    title = f"{app.title} – API"
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
-            title=f"{app.title} – API",
+            title=title,
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=favicon,
@@ -226,7 +229,7 @@ def _install_docs(app: FastAPI) -> None:
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url="/openapi.json",
-            title=f"{app.title} – API",
+            title=title,
             redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=favicon,
             with_google_fonts=False,

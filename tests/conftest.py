@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import fastapi.dependencies.models
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -181,17 +180,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
-
-
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """FastAPI keeps the last 4096 endpoint callables it looked at in module-level LRU caches
-    (fastapi.dependencies.models), and the service's endpoints close over their application:
-    without this, every test's application stayed alive (some 230 in a quick run, 1.7 million
-    objects), which made each full garbage collection, and the interpreter's exit, seconds
-    slower."""
-    for cached in vars(fastapi.dependencies.models).values():
-        if callable(getattr(cached, "cache_clear", None)):
-            cached.cache_clear()
 
 
 # A test that takes one of these (itself or through another fixture) starts real processes.

@@ -118,7 +118,7 @@ async def data_etag(
 @router.get("/programs.csv", response_class=StreamingResponse)
 async def programs_csv(request: Request, filters: ProgramFiltersDep) -> StreamingResponse:
     """The programmes as GET /programs lists them, with the same filters, one row each."""
-    point = filters.point
+    selection = filters.selection()
     etag = await data_etag(request, roadmap=filters.roadmap)
 
     async def read(session: AsyncSession, after_id: int) -> list[ProgramRow]:
@@ -126,12 +126,7 @@ async def programs_csv(request: Request, filters: ProgramFiltersDep) -> Streamin
             session,
             after_id=after_id,
             limit=PAGE,
-            status=filters.status,
-            sector=filters.sector,
-            roadmap=filters.roadmap,
-            q=filters.q,
-            overdue=filters.overdue,
-            point=point,
+            **selection,
         )
 
     pages = keyset_pages(

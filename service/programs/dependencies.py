@@ -3,7 +3,7 @@ for every router that takes them (routers import these, never each other)."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 
@@ -94,9 +94,17 @@ class ProgramFilters:
     as_of: AsOfQuery = None
     known_at: KnownAtQuery = None
 
-    @property
-    def point(self) -> PointInTime | None:
-        return point_in_time(self.as_of, self.known_at)
+    def selection(self) -> dict[str, Any]:
+        """The keyword arguments of programs.service.list_programs; a known_at without as_of
+        is refused here, before anything is read."""
+        return {
+            "status": self.status,
+            "sector": self.sector,
+            "roadmap": self.roadmap,
+            "q": self.q,
+            "overdue": self.overdue,
+            "point": point_in_time(self.as_of, self.known_at),
+        }
 
 
 ProgramFiltersDep = Annotated[ProgramFilters, Depends()]

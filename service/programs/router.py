@@ -74,12 +74,7 @@ async def list_programs(
             session,
             after_id=after_id,
             limit=limit,
-            status=filters.status,
-            sector=filters.sector,
-            roadmap=filters.roadmap,
-            q=filters.q,
-            overdue=filters.overdue,
-            point=filters.point,
+            **filters.selection(),
         )
         next_cursor = encode_cursor(rows[-1].program.id) if len(rows) == limit else None
         return ProgramPage(items=[program_read(row) for row in rows], next_cursor=next_cursor)
