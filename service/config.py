@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     require_if_match: bool = False
     require_auth_for_reads: bool = False
+    require_sources: bool = Field(
+        default=True,
+        description="Refuse a status change, decision or correction that cites no source",
+    )
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed by CORS; empty: CORS off"
     )

@@ -15,6 +15,7 @@ from service.auth.router import router as keys_router
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.config import Settings, get_settings
 from service.db import autocommit_engine, create_engine, create_sessionmaker
+from service.decisions.router import router as decisions_router
 from service.downloads.router import router as downloads_router
 from service.edges import HeadAsGet, HeaderLimits, ProblemCORSMiddleware
 from service.errors import install_problem_handlers, problem_responses
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readers = [Depends(require_reader)]
     for router in (
         programs_router,
+        decisions_router,
         milestones_router,
         all_milestones_router,
         events_router,

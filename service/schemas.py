@@ -8,6 +8,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     HttpUrl,
     PlainSerializer,
     StringConstraints,
@@ -66,6 +67,16 @@ SourceUrl = Annotated[
     StringConstraints(max_length=2000),
     AfterValidator(_http_url),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2000}),
+]
+# A citation as the record keeps it: a URL, or text naming a source that has no stable address.
+Citation = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
+Citations = Annotated[
+    list[Citation],
+    Field(
+        max_length=50,
+        description="Every source of the change (URLs first); source_url defaults to the "
+        "first URL among them.",
+    ),
 ]
 
 # Always "YYYY-MM-DDTHH:MM:SS.ffffffZ", the form the hash chain uses, so a client can check a

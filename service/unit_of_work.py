@@ -83,13 +83,23 @@ class UnitOfWork:
         *,
         status_code: int,
         replay_instead: Callable[[Body], Problem] | None = None,
+        dry_run: bool = False,
     ) -> Response:
         """Run `work`, commit, and answer — only after the commit.
 
         `replay_instead` is for an answer that must not be stored, such as a secret shown once:
         the refusal it makes of the answer is stored, and a retry gets that instead.
+
+        `dry_run`: run `work` all the same, under the same locks and checks, then roll it back
+        and answer 200 with its body; nothing is stored, not even under the Idempotency-Key.
         """
         session = self.session
+        if dry_run:
+            try:
+                body, _headers = await work(session)
+            finally:
+                await session.rollback()
+            return _as_response(_stored_answer(200, body, {}))
         if self.idempotency_key is None:
             body, headers = await work(session)
             await session.commit()

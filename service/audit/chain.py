@@ -7,8 +7,10 @@ An event's hash is
 
 where prev_hash is the hash of the same programme's previous event (``GENESIS_HASH`` for its
 first event) and the canonical encoding is the UTF-8 bytes of a JSON object with exactly the
-keys in ``HASHED_FIELDS``, keys sorted, no insignificant white space (separators "," and ":"),
-non-ASCII characters written as themselves (not \\u escapes), and these value forms:
+keys in ``HASHED_FIELDS``, plus each key of ``OPTIONAL_HASHED_FIELDS`` whose value is not null
+(so events recorded before such a field existed keep their hashes), keys sorted, no
+insignificant white space (separators "," and ":"), non-ASCII characters written as themselves
+(not \\u escapes), and these value forms:
 
 - dates as "YYYY-MM-DD"; ``recorded_at`` as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always six digits);
 - absent values as null; ``changes`` and ``sources`` as JSON with their keys sorted too.
@@ -44,6 +46,8 @@ HASHED_FIELDS = (
     "changes",
     "prev_hash",
 )
+# Hashed only when set: `decision`, the act that wrote the event (service.decisions).
+OPTIONAL_HASHED_FIELDS = ("decision",)
 
 
 def _canonical_value(value: Any) -> Any:
@@ -56,6 +60,9 @@ def _canonical_value(value: Any) -> Any:
 
 def canonical_bytes(content: Mapping[str, Any]) -> bytes:
     document = {field: _canonical_value(content.get(field)) for field in HASHED_FIELDS}
+    for field in OPTIONAL_HASHED_FIELDS:
+        if content.get(field) is not None:
+            document[field] = content[field]
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -1,6 +1,8 @@
 from datetime import date
 from typing import Any
 
+from pydantic import Field
+
 from service.rules.workflow import Status
 from service.schemas import ReadModel, Timestamp
 
@@ -20,6 +22,9 @@ class EventRead(ReadModel):
     source_url: str | None
     sources: list[str]
     changes: dict[str, Any] | None
+    decision: str | None = Field(
+        description="The decision (GET /api/v1/decisions/{code}) that made this change, if any."
+    )
     prev_hash: str
     hash: str
 

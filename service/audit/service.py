@@ -29,6 +29,7 @@ def append_event(
     source_url: str | None = None,
     sources: list[str] | None = None,
     changes: dict[str, Any] | None = None,
+    decision: str | None = None,
 ) -> Event:
     """Record one change of `program`, chained to its previous event.
 
@@ -59,11 +60,13 @@ def append_event(
         "source_url": source_url,
         "sources": sources if sources is not None else ([source_url] if source_url else []),
         "changes": changes,
+        "decision": decision,
         "prev_hash": prev_hash or GENESIS_HASH,
     }
     content["hash"] = event_hash(content)
     del content["program"]
     event = Event(program_id=program.id, **content)
+    event.decided_by = decision  # what reads show; not loaded back after the insert
     session.add(event)
     return event
 
@@ -84,6 +87,7 @@ def event_read(event: Event, program_code: str) -> EventRead:
         source_url=event.source_url,
         sources=event.sources,
         changes=event.changes,
+        decision=event.decided_by,
         prev_hash=event.prev_hash,
         hash=event.hash,
     )

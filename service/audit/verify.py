@@ -27,6 +27,7 @@ _HASHED_COLUMNS = (
     Event.source_url,
     Event.sources,
     Event.changes,
+    Event.decision,
     Event.prev_hash,
     Event.hash,
 )

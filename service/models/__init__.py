@@ -3,6 +3,7 @@ domain names another's table without importing that domain (no package-level cyc
 here in one place so Alembic and create_app see the whole schema."""
 
 from service.db import Base
+from service.models.decisions import Decision, DecisionAttribution
 from service.models.events import Event
 from service.models.idempotency import IdempotencyKey
 from service.models.keys import ApiKey
@@ -13,6 +14,8 @@ from service.models.roadmaps import ProgressReport, Roadmap, SeedLoad
 __all__ = [
     "ApiKey",
     "Base",
+    "Decision",
+    "DecisionAttribution",
     "Event",
     "IdempotencyKey",
     "Milestone",

@@ -10,12 +10,18 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from service.db import Base, CachedReads, cached_reads
+from service.models.decisions import DecisionAttribution
 from service.types import BigIntegerPK, JSONDocument, UTCDateTime
+
+# The kinds of event that set a programme's status (audit.kinds.STATUS_EVENT_KINDS).
+STATUS_KINDS_SQL = "kind IN ('created', 'status_changed', 'corrected')"
 
 
 class Event(Base):
@@ -35,15 +41,17 @@ class Event(Base):
         UniqueConstraint("program_id", "seq", name="uq_events_program_seq"),
         Index("ix_events_feed", "txid", "id"),
         Index("ix_events_kind", "kind"),
-        # As-of reads and timelines: one seek per programme and point in time (programs.asof).
+        # As-of reads and timelines: a short backward scan per programme and point in time
+        # (programs.asof).
         Index(
             "ix_events_status_asof",
             "program_id",
-            "effective_date",
             "seq",
-            postgresql_where=text("kind IN ('created', 'status_changed')"),
-            sqlite_where=text("kind IN ('created', 'status_changed')"),
+            "effective_date",
+            postgresql_where=text(STATUS_KINDS_SQL),
+            sqlite_where=text(STATUS_KINDS_SQL),
         ),
+        Index("ix_events_decision", "decision"),
         # each event bumps its programme's version
         cached_reads(CachedReads.COVERED),
     )
@@ -63,5 +71,20 @@ class Event(Base):
     source_url: Mapped[str | None] = mapped_column(String(2000))
     sources: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # The decision that wrote this event (service.decisions); covered by the hash when set.
+    decision: Mapped[str | None] = mapped_column(ForeignKey("decisions.code"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    # The decision that made this event as reads show it: its own, or the attribution appended
+    # for an event recorded before decisions existed (models.decisions.DecisionAttribution).
+    # Set by audit.service.append_event for a new event, so it is never loaded lazily.
+    decided_by: Mapped[str | None] = column_property(
+        func.coalesce(
+            decision,
+            select(DecisionAttribution.decision)
+            .where(DecisionAttribution.event_id == id)
+            .scalar_subquery(),
+        ),
+        expire_on_flush=False,
+    )

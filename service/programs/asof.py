@@ -1,11 +1,15 @@
 """Programmes as they stood at the end of a business date (effective dates), optionally as the
 service knew them at a moment (recorded_at): the two time axes of the history.
 
-A programme's status on day D is the `to_status` of its newest status event effective on or
-before D. Status events of one programme have non-decreasing effective dates in seq order (a
-transition may not be dated before the current status), so "newest" is simply the highest seq,
-found by one seek in the partial index ix_events_status_asof per programme and point in time:
-the cost grows with programmes × points, not with the length of the history.
+A programme's status on day D is the `to_status` of its newest (highest seq) status event
+effective on or before D. "Newest", not "latest effective date": a correction restores the
+status before a voided change with that earlier status's effective date, so effective dates
+can step back in seq order. Every voided change is followed by its correction, which is
+effective no later than the change was; so wherever the change counts, the correction counts
+too and, being newer, wins — unless `known_at` is before the correction was recorded, and the
+answer is then what was believed at that moment. One short backward scan of the partial index
+ix_events_status_asof per programme and point in time: the cost grows with programmes × points,
+not with the length of the history.
 """
 
 from datetime import date, datetime
@@ -14,11 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.kinds import EventKind
+from service.audit.kinds import STATUS_EVENT_KINDS, EventKind
 from service.models.events import Event
 from service.models.programs import Program
 
-STATUS_EVENT_KINDS = (EventKind.CREATED, EventKind.STATUS_CHANGED)
 REVERSIBLE_FIELDS = ("title", "title_ru", "sector", "lead_bodies", "summary")
 
 
@@ -41,7 +44,7 @@ def status_event_as_of(
             Event.effective_date <= day,
             *known_by(known_at),
         )
-        .order_by(Event.effective_date.desc(), Event.seq.desc())
+        .order_by(Event.seq.desc())
         .limit(1)
     )
 

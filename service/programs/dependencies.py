@@ -35,6 +35,22 @@ async def if_match_precondition(request: Request, if_match: IfMatchHeader = None
 
 
 IfMatchDep = Annotated[str | None, Depends(if_match_precondition)]
+
+
+def sources_required(request: Request) -> bool:
+    """ROADMAP_REQUIRE_SOURCES: whether a status change must cite a source."""
+    required: bool = request.app.state.settings.require_sources
+    return required
+
+
+SourcesRequiredDep = Annotated[bool, Depends(sources_required)]
+DryRunQuery = Annotated[
+    bool,
+    Query(
+        description="Preview: answer 200 with exactly what would be recorded (or the problem a "
+        "real call would get) and write nothing. An Idempotency-Key is not used.",
+    ),
+]
 AsOfQuery = Annotated[
     CalendarDay | None,
     Query(

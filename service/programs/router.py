@@ -26,16 +26,20 @@ from service.pagination import (
     encode_cursor,
 )
 from service.programs import service
+from service.programs.corrections import correct_status
 from service.programs.dependencies import (
     AsOfQuery,
+    DryRunQuery,
     IfMatchDep,
     KnownAtQuery,
     ProgramCode,
     ProgramFiltersDep,
+    SourcesRequiredDep,
     actor_of,
     point_in_time,
 )
 from service.programs.schemas import (
+    CorrectionRequest,
     ProgramChange,
     ProgramCreate,
     ProgramPage,
@@ -173,11 +177,52 @@ async def transition_program(
     transition: TransitionRequest,
     editor: EditorDep,
     if_match: IfMatchDep,
+    sources_required: SourcesRequiredDep,
     uow: UnitOfWorkDep,
+    dry_run: DryRunQuery = False,
 ) -> Response:
+    """Move the programme to another status (GET /workflow lists the allowed steps)."""
+
     async def work(session: AsyncSession) -> tuple[ProgramChange, dict[str, str]]:
         row, event = await service.transition_program(
-            session, code, transition, actor_of(editor, transition.actor), if_match=if_match
+            session,
+            code,
+            transition,
+            actor_of(editor, transition.actor),
+            if_match=if_match,
+            require_source=sources_required,
+        )
+        change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
+        return change, {"ETag": etag_for_version(row.program.version)}
+
+    return await uow.answer(work, status_code=201, dry_run=dry_run)
+
+
+@router.post(
+    "/{code}/corrections",
+    response_model=ProgramChange,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(404, 409, 412, 422, 428),
+)
+async def correct_program_status(
+    code: ProgramCode,
+    correction: CorrectionRequest,
+    editor: EditorDep,
+    if_match: IfMatchDep,
+    sources_required: SourcesRequiredDep,
+    uow: UnitOfWorkDep,
+) -> Response:
+    """Void the programme's latest status change, which was recorded wrongly: a `corrected`
+    event puts the programme back in the status it had before. Nothing is edited or removed."""
+
+    async def work(session: AsyncSession) -> tuple[ProgramChange, dict[str, str]]:
+        row, event = await correct_status(
+            session,
+            code,
+            correction,
+            actor_of(editor, correction.actor),
+            if_match=if_match,
+            require_source=sources_required,
         )
         change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
         return change, {"ETag": etag_for_version(row.program.version)}

@@ -7,6 +7,7 @@ from service.audit.schemas import EventRead
 from service.auth.reserved import reserved_name_in
 from service.rules.workflow import Status
 from service.schemas import (
+    Citations,
     Code,
     LongText,
     Name,
@@ -29,16 +30,22 @@ def _not_reserved(name: str) -> str:
     return name
 
 
+OnBehalfOf = Annotated[
+    Name | None,
+    AfterValidator(lambda name: name if name is None else _not_reserved(name)),
+    Field(
+        description="Who the change is made for; recorded with the event as on_behalf_of. "
+        "The service's own names (seed, system, anonymous) cannot be claimed.",
+    ),
+]
+
+
 class ChangeContext(RequestModel):
     """What an editor may say about a change: it goes into the event, not the programme."""
 
     note: LongText | None = None
     source_url: SourceUrl | None = None
-    actor: Annotated[Name, AfterValidator(_not_reserved)] | None = Field(
-        default=None,
-        description="Who the change is made for; recorded with the event as on_behalf_of. "
-        "The service's own names (seed, system, anonymous) cannot be claimed.",
-    )
+    actor: OnBehalfOf = None
 
 
 class ProgramCreate(ChangeContext):
@@ -71,6 +78,20 @@ class TransitionRequest(ChangeContext):
     effective_date: date | None = Field(
         default=None, description="When it happened; defaults to today (UTC)."
     )
+    sources: Citations | None = None
+
+
+class CorrectionRequest(RequestModel):
+    """Voids the programme's latest status change (it stays in the history) and puts the
+    programme back in the status it had before."""
+
+    event: int = Field(ge=1, description="The seq of the programme's latest status event.")
+    reason: Annotated[LongText, StringConstraints(min_length=1)] = Field(
+        description="Why the change was wrong; recorded as the correction's note."
+    )
+    source_url: SourceUrl | None = None
+    sources: Citations | None = None
+    actor: OnBehalfOf = None
 
 
 class ProgressRead(ReadModel):

@@ -46,7 +46,8 @@ from service.programs.schemas import (
     ProgressRead,
     TransitionRequest,
 )
-from service.rules.workflow import INITIAL_STATUS, Status, allowed_targets, is_allowed, label_of
+from service.rules.citations import first_url
+from service.rules.workflow import INITIAL_STATUS, Status, label_of, refusal_of
 
 
 @dataclass(frozen=True)
@@ -410,21 +411,75 @@ async def update_program(
 
 def check_transition(program: Program, target: Status, effective_date: date, today: date) -> None:
     """The workflow's rules for one status change; raises the problem that breaks them."""
-    if not is_allowed(program.status, target):
-        allowed = [s.value for s in allowed_targets(program.status)]
-        raise TransitionNotAllowed(
-            f"A programme in status {program.status!r} cannot move to {target.value!r}; "
-            f"allowed: {', '.join(allowed) if allowed else 'none (the status is terminal)'}.",
-            current_status=program.status,
-            allowed_targets=allowed,
-        )
     if effective_date > today:
         raise InvalidInput(f"effective_date {effective_date} is in the future (today is {today}).")
-    if effective_date < program.status_effective_date:
+    refusal = refusal_of(program.status, program.status_effective_date, target, effective_date)
+    if refusal is None:
+        return
+    if refusal.allowed_targets is None:
+        raise InvalidInput(refusal.reason)
+    raise TransitionNotAllowed(
+        refusal.reason,
+        current_status=program.status,
+        allowed_targets=[status.value for status in refusal.allowed_targets],
+    )
+
+
+def cited(
+    source_url: str | None, sources: list[str] | None, *, required: bool
+) -> tuple[str | None, list[str]]:
+    """A change's `source_url` and `sources` as its event records them: the list as given (or
+    the URL alone), and the URL defaulting to the first among the citations. `required`
+    (ROADMAP_REQUIRE_SOURCES) refuses a change that cites nothing."""
+    citations = list(sources) if sources else ([source_url] if source_url else [])
+    if required and not citations:
         raise InvalidInput(
-            f"effective_date {effective_date} is earlier than the current status's "
-            f"effective date {program.status_effective_date}."
+            "A status change needs a source: give source_url (or sources, a list of "
+            "citations). This server requires one (ROADMAP_REQUIRE_SOURCES)."
         )
+    return source_url or first_url(citations), citations
+
+
+def apply_transition(
+    session: AsyncSession,
+    locked: LockedProgram,
+    to_status: Status,
+    effective_date: date,
+    actor: Actor,
+    *,
+    kind: EventKind = EventKind.STATUS_CHANGED,
+    note: str | None = None,
+    source_url: str | None = None,
+    sources: list[str] | None = None,
+    changes: dict[str, Any] | None = None,
+    decision: str | None = None,
+) -> Event:
+    """Set the locked programme's status and append the event that records it; the one way a
+    status changes (transitions, decisions, corrections). The caller has checked the rules.
+    Several calls may follow one lock: each chains to the event before it."""
+    program = locked.program
+    from_status = program.status
+    program.status = to_status.value
+    program.status_effective_date = effective_date
+    event = append_event(
+        session,
+        program=program,
+        prev_hash=locked.head_hash,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status.value,
+        effective_date=effective_date,
+        recorded_at=utc_now(),
+        actor=actor.name,
+        on_behalf_of=actor.on_behalf_of,
+        note=note,
+        source_url=source_url,
+        sources=sources,
+        changes=changes,
+        decision=decision,
+    )
+    locked.head_hash = event.hash
+    return event
 
 
 async def transition_program(
@@ -436,30 +491,26 @@ async def transition_program(
     sources: list[str] | None = None,
     today: date | None = None,
     if_match: str | None = None,
+    require_source: bool = False,
 ) -> tuple[ProgramRow, Event]:
-    """Change the status and append its event, under the programme's row lock."""
+    """Change the status and append its event, under the programme's write lock. `sources`
+    (the seed's) stand for the request's own."""
+    source_url, citations = cited(
+        request.source_url, sources or request.sources, required=require_source
+    )
     locked = await lock_program(session, code, if_match=if_match)
-    program = locked.program
     today = today or today_utc()
     effective_date = request.effective_date or today
-    check_transition(program, request.to_status, effective_date, today)
-    from_status = program.status
-    program.status = request.to_status.value
-    program.status_effective_date = effective_date
-    event = append_event(
+    check_transition(locked.program, request.to_status, effective_date, today)
+    event = apply_transition(
         session,
-        program=program,
-        prev_hash=locked.head_hash,
-        kind=EventKind.STATUS_CHANGED,
-        from_status=from_status,
-        to_status=request.to_status.value,
-        effective_date=effective_date,
-        recorded_at=utc_now(),
-        actor=actor.name,
-        on_behalf_of=actor.on_behalf_of,
+        locked,
+        request.to_status,
+        effective_date,
+        actor,
         note=request.note,
-        source_url=request.source_url,
-        sources=sources,
+        source_url=source_url,
+        sources=citations,
     )
     await session.flush()
     return locked, event

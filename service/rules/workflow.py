@@ -5,6 +5,7 @@ the same table, so a rule changes in one place only.
 """
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 
@@ -90,6 +91,36 @@ def allowed_targets(status: Status | str) -> list[Status]:
 
 def is_allowed(source: Status | str, target: Status | str) -> bool:
     return Status(target) in ALLOWED_TRANSITIONS[Status(source)]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a programme cannot make a status change; `allowed_targets` when the step itself is
+    not allowed (rather than its date)."""
+
+    reason: str
+    allowed_targets: list[Status] | None = None
+
+
+def refusal_of(
+    status: Status | str, since: date, target: Status, effective_date: date
+) -> Refusal | None:
+    """Whether a programme in `status` since `since` may move to `target` effective on
+    `effective_date` (a date in the future is the caller's to refuse): None when it may."""
+    if not is_allowed(status, target):
+        allowed = allowed_targets(status)
+        named = ", ".join(allowed) if allowed else "none (the status is terminal)"
+        return Refusal(
+            f"A programme in status {Status(status).value!r} cannot move to {target.value!r}; "
+            f"allowed: {named}.",
+            allowed_targets=allowed,
+        )
+    if effective_date < since:
+        return Refusal(
+            f"effective_date {effective_date} is earlier than the current status's "
+            f"effective date {since}."
+        )
+    return None
 
 
 def workflow_document() -> dict[str, list[dict[str, object]]]:

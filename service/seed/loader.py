@@ -11,10 +11,14 @@ appending, never by editing what it recorded: each correction is a part of its o
 once (so an editor's later change is never undone on the next start). A milestone's corrected
 `set_on` is a `milestone_updated` event effective on that date; a corrected progress report is a
 new report that names the one it corrects. A later correction of the files adds a new part.
+
+The acts behind the history's package-wide steps (decisions.json: the presidents' coordination,
+the Council of Ministers, Decree No. 6, the fulfilment of 29 January 2024) are recorded as
+decisions after the history, on a fresh database and an upgraded one alike: each act's events
+are attributed to it by appended rows, so no recorded event changes.
 """
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -24,10 +28,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.kinds import EventKind
 from service.auth.reserved import SEED_ACTOR_NAME
 from service.clock import utc_now
+from service.decisions.service import attribute_decision
 from service.milestones.schemas import MilestoneCreate, MilestoneUpdate
 from service.milestones.service import add_milestone, update_milestone
+from service.models.decisions import Decision
+from service.models.events import Event
 from service.models.milestones import Milestone
 from service.models.programs import Program
 from service.models.roadmaps import ProgressReport, Roadmap, SeedLoad
@@ -35,11 +43,11 @@ from service.programs.schemas import ProgramCreate, TransitionRequest
 from service.programs.service import Actor, create_program, transition_program
 from service.roadmaps.schemas import ProgressReportCreate
 from service.roadmaps.service import add_progress
+from service.rules.citations import first_url
 from service.rules.workflow import INITIAL_STATUS, Status
 
 # No key may take this name (auth.reserved), so the seeded facts cannot be forged.
 SEED_ACTOR = Actor(name=SEED_ACTOR_NAME)
-_URL = re.compile(r"https?://[^\s()]+")
 
 
 @dataclass
@@ -50,20 +58,12 @@ class SeedReport:
     progress_reports_added: int = 0
     milestones_corrected: int = 0
     progress_reports_corrected: int = 0
+    decisions_added: int = 0
 
 
 def bundled_seed_files() -> list[Path]:
     folder = resources.files("service.seed") / "data"
     return sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".json"))
-
-
-def first_url(sources: list[str]) -> str | None:
-    """The first http(s) address among citations, some of which are text with a URL inside."""
-    for citation in sources:
-        match = _URL.search(citation)
-        if match:
-            return match.group(0).rstrip(".,;")
-    return None
 
 
 def read_seed_file(path: Path) -> dict[str, Any]:
@@ -258,6 +258,59 @@ def _report_fields(report: ProgressReport) -> dict[str, Any]:
     }
 
 
+def _bundled_acts(roadmap_code: str) -> list[dict[str, Any]]:
+    text = (resources.files("service.seed") / "decisions.json").read_text(encoding="utf-8")
+    acts: list[dict[str, Any]] = json.loads(text).get(roadmap_code, [])
+    return acts
+
+
+async def _attribute_decisions(
+    session: AsyncSession, document: dict[str, Any], report: SeedReport
+) -> None:
+    """Each act of decisions.json, with the seeded status changes it made attributed to it."""
+    history = _events_by_program(document)
+    for act in _bundled_acts(document["roadmap"]["code"]):
+        if await session.scalar(select(Decision.id).where(Decision.code == act["code"])):
+            continue  # recorded already, by hand
+        made = [
+            (code, entry)
+            for code, entries in history.items()
+            for entry in entries[1:]  # the first is the programme's creation
+            if entry["effective_date"] == act["date"]
+            and entry["to_status"] in act["to_status"]
+            and (entry["program"] == "*" or not act["all_programmes"])
+        ]
+        day = date.fromisoformat(act["date"])
+        seeded = await session.execute(
+            select(Event.id, Program.code, Event.to_status)
+            .join(Program, Program.id == Event.program_id)
+            .where(
+                Program.code.in_({code for code, _entry in made}),
+                Event.kind == EventKind.STATUS_CHANGED,
+                Event.actor == SEED_ACTOR.name,
+                Event.effective_date == day,
+                Event.decision.is_(None),
+            )
+            .order_by(Event.id)
+        )
+        wanted = {(code, entry["to_status"]) for code, entry in made}
+        event_ids = [id_ for id_, code, status in seeded if (code, status) in wanted]
+        sources = list(dict.fromkeys(s for _code, entry in made for s in entry.get("sources", [])))
+        decision = Decision(
+            code=act["code"],
+            title=act["title"],
+            body=act["body"],
+            number=act["number"],
+            date=day,
+            source_url=first_url(sources),
+            sources=sources,
+            actor=SEED_ACTOR.name,
+            recorded_at=utc_now(),
+        )
+        await attribute_decision(session, decision, event_ids)
+        report.decisions_added += 1
+
+
 # Parts of a roadmap file loaded once each, in this order, and remembered in seed_loads: a part
 # that a later version of the service learns to load is loaded into older databases on start.
 # On a database seeded from the current files the corrections find nothing to correct.
@@ -266,6 +319,7 @@ _PARTS = {
     "progress_reports": _load_progress_reports,
     "milestone_set_on": _correct_milestone_set_on,
     "progress_report_corrections": _correct_progress_reports,
+    "decisions": _attribute_decisions,
 }
 
 

@@ -100,8 +100,12 @@ def test_writes_taking_if_match_declare_its_failures_and_the_new_etag() -> None:
             assert all("ETag" in r.get("headers", {}) for r in success), f"{method} {path}"
 
 
+EXAMPLE_CODES = {"roadmaps": EXAMPLE_ROADMAP, "decisions": "ssc-decree-6-2021"}
+
+
 def example_url(path: str) -> str:
-    url = path.replace("{code}", EXAMPLE_ROADMAP if "/roadmaps/" in path else "gas_market")
+    collection = path.removeprefix(API).split("/")[1]
+    url = path.replace("{code}", EXAMPLE_CODES.get(collection, "gas_market"))
     query = REQUIRED_QUERY.get(path.removeprefix(API))
     return f"{url}?{query}" if query else url
 

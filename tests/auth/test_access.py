@@ -30,7 +30,11 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/programs/{{code}}"): READER,
     ("PATCH", f"{API}/programs/{{code}}"): EDITOR,
     ("POST", f"{API}/programs/{{code}}/transitions"): EDITOR,
+    ("POST", f"{API}/programs/{{code}}/corrections"): EDITOR,
     ("GET", f"{API}/programs/{{code}}/history"): READER,
+    ("GET", f"{API}/decisions"): READER,
+    ("POST", f"{API}/decisions"): EDITOR,
+    ("GET", f"{API}/decisions/{{code}}"): READER,
     ("GET", f"{API}/events"): READER,
     ("GET", f"{API}/audit/verify"): READER,
     ("GET", f"{API}/audit/digest"): READER,
@@ -64,6 +68,14 @@ BODIES = {
     ("PATCH", f"{API}/programs/{{code}}"): {"summary": "access check"},
     ("POST", f"{API}/programs/{{code}}/transitions"): {"to_status": "draft"},
     ("POST", f"{API}/keys"): {"name": "access-check", "role": "viewer"},
+    ("POST", f"{API}/programs/{{code}}/corrections"): {"event": 1, "reason": "access check"},
+    ("POST", f"{API}/decisions"): {
+        "code": "access-check",
+        "title": "Access",
+        "body": "Presidents",
+        "date": "2024-01-01",
+        "transitions": [{"program": "transport", "to_status": "draft"}],
+    },
     ("POST", f"{API}/programs/{{code}}/milestones"): {"title": "Access check"},
     ("PATCH", f"{API}/programs/{{code}}/milestones/{{milestone_id}}"): {"note": "checked"},
     ("POST", f"{API}/roadmaps"): {"code": "access-check", "title": "Access"},
@@ -96,6 +108,8 @@ async def call(
     url = url.replace("{milestone_id}", "1")
     if "/roadmaps/" in path:
         url = path.replace("{code}", "union-state-2021-2023")
+    if "/decisions/" in path:
+        url = path.replace("{code}", "ssc-decree-6-2021")
     body = BODIES.get((method, path))
     return await client.request(method, url, json=body, headers=headers)
 

@@ -49,6 +49,9 @@ async def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
         "UPDATE events SET note = 'rewritten' WHERE seq = 2",
         "DELETE FROM events WHERE seq = 7",
         "DELETE FROM events",
+        "UPDATE decisions SET title = 'rewritten'",
+        "DELETE FROM decisions",
+        "DELETE FROM decision_attributions",
     ],
 )
 async def test_database_refuses_to_change_events(database_url: str, statement: str) -> None:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.clock import today_utc
 from service.config import Settings
 from service.main import create_app
 from service.models import Base
@@ -185,6 +186,16 @@ def valid_body(op: Operation, world: "World", targets: Targets) -> dict[str, Any
             "statement": f"fuzz {n}",
         },
         ("POST", "/keys"): {"name": f"fuzz-{n}", "role": "viewer"},
+        ("POST", "/programs/{code}/corrections"): {"event": 1, "reason": f"fuzz {n}"},
+        ("POST", "/decisions"): {
+            "code": f"fuzz-{n}",
+            "title": "Fuzz",
+            "body": "Fuzz",
+            "date": today_utc().isoformat(),
+            "transitions": [
+                {"program": targets.program, "to_status": "coordinated" if draft else "draft"}
+            ],
+        },
     }
     return bodies[(op.method, op.path.removeprefix(API))]
 
