@@ -6,7 +6,8 @@ An export is one JSON document:
 
     {"format": "roadmap-export", "format_version": 1, "alembic_revision": "…",
      "exported_at": "…Z", "roadmaps": [...], "programs": [...], "milestones": [...],
-     "progress_reports": [...], "seed_loads": [...], "events": [...], "audit_digest": "…"}
+     "progress_reports": [...], "seed_loads": [...], "decisions": [...], "events": [...],
+     "decision_attributions": [...], "audit_digest": "…"}
 
 Each list holds a table's rows, every column under its own name, dates as "YYYY-MM-DD" and
 timestamps in the chain's canonical form (see service.audit.chain). An event names its programme
@@ -79,6 +80,11 @@ class _Section:
     def plural(self) -> str:
         return f"{self.record}s"
 
+    @property
+    def key(self) -> list[Column[Any]]:
+        """The primary key: rows are exported in its order."""
+        return list(self.table.primary_key.columns)
+
 
 # In an order that satisfies the foreign keys on import.
 _SECTIONS = (
@@ -87,12 +93,16 @@ _SECTIONS = (
     _Section("milestones", "milestone"),
     _Section("progress_reports", "progress report"),
     _Section("seed_loads", "seed load"),
+    _Section("decisions", "decision"),
 )
 _EVENTS = _Section("events", "event")
+# Rows that refer to events, so inserted after them.
+_AFTER_EVENTS = (_Section("decision_attributions", "decision attribution"),)
 # An event carries its programme's code where the table has program_id (see the module text).
 _EVENT_COLUMNS = [c for c in _EVENTS.columns if c.name not in ("txid", "program_id")]
 _EVENT_PROGRAM = Column("program", String(), nullable=False)
-_BY_NAME = {section.name: section for section in (*_SECTIONS, _EVENTS)}
+_ALL_SECTIONS = (*_SECTIONS, _EVENTS, *_AFTER_EVENTS)
+_BY_NAME = {section.name: section for section in _ALL_SECTIONS}
 
 
 @dataclass
@@ -191,6 +201,13 @@ def check_export_source(database_url: str) -> None:
         raise ArchiveError(f"there is no database file {file}")
 
 
+async def _export_rows(
+    document: _DocumentWriter, connection: AsyncConnection, section: _Section
+) -> int:
+    query = select(*section.columns).order_by(*section.key)
+    return await document.rows(section.name, _stream(connection, query))
+
+
 async def export_database(engine: AsyncEngine, out: TextIO) -> TransferSummary:
     """Write the whole database, but for keys, to `out` as one JSON document."""
     summary = TransferSummary()
@@ -202,10 +219,7 @@ async def export_database(engine: AsyncEngine, out: TextIO) -> TransferSummary:
         document.member("alembic_revision", await _check_revision(snapshot))
         document.member("exported_at", format_timestamp(utc_now()))
         for section in _SECTIONS:
-            query = select(*section.columns).order_by(section.table.c.id)
-            summary.counts[section.name] = await document.rows(
-                section.name, _stream(snapshot, query)
-            )
+            summary.counts[section.name] = await _export_rows(document, snapshot, section)
 
         events = _EVENTS.table
         programs = Base.metadata.tables["programs"]
@@ -226,6 +240,8 @@ async def export_database(engine: AsyncEngine, out: TextIO) -> TransferSummary:
                 yield event
 
         summary.counts["events"] = await document.rows("events", events_noting_heads())
+        for section in _AFTER_EVENTS:
+            summary.counts[section.name] = await _export_rows(document, snapshot, section)
         # From the exported chains rather than digest_as_of: the two agree, except that on
         # PostgreSQL digest_as_of leaves out events of transactions not yet "settled" for the
         # change feed, which this file holds and the importing database will count.
@@ -392,7 +408,7 @@ def read_export(path: Path) -> ExportFile:
             _record(section.columns, raw, _name_of(section, raw, position))
             for position, raw in enumerate(_section(document, section), start=1)
         ]
-        for section in _SECTIONS
+        for section in (*_SECTIONS, *_AFTER_EVENTS)
     }
     program_ids = {program["code"]: program["id"] for program in rows["programs"]}
     chains = _chains(document, program_ids)
@@ -409,8 +425,8 @@ def read_export(path: Path) -> ExportFile:
 
 
 async def _refuse_unless_empty(session: AsyncSession) -> None:
-    for section in (*_SECTIONS, _EVENTS):
-        if await session.scalar(select(section.table.c.id).limit(1)) is not None:
+    for section in _ALL_SECTIONS:
+        if await session.scalar(select(*section.key).limit(1)) is not None:
             raise ArchiveError(
                 f"the database already holds {section.plural}; import only into an empty one"
             )
@@ -422,7 +438,7 @@ async def _reset_id_sequences(session: AsyncSession) -> None:
     it takes the highest rowid plus one)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for section in (*_SECTIONS, _EVENTS):
+    for section in (*_SECTIONS, _EVENTS):  # those keyed by a generated id
         table = section.table
         highest = func.max(table.c.id)
         await session.execute(
@@ -451,7 +467,7 @@ async def import_database(
         async with AsyncSession(engine) as session:
             await _refuse_unless_empty(session)
             try:
-                for section in (*_SECTIONS, _EVENTS):
+                for section in _ALL_SECTIONS:
                     rows = export.rows[section.name]
                     for start in range(0, len(rows), _BATCH):
                         await session.execute(insert(section.table), rows[start : start + _BATCH])

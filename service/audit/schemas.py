@@ -25,6 +25,11 @@ class EventRead(ReadModel):
     decision: str | None = Field(
         description="The decision (GET /api/v1/decisions/{code}) that made this change, if any."
     )
+    decision_attributed: bool = Field(
+        description="True for an event recorded before decisions existed and attributed to its "
+        "decision afterwards: its hash does not cover `decision` (every other event's hash "
+        "covers it when set)."
+    )
     prev_hash: str
     hash: str
 

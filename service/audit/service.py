@@ -88,6 +88,7 @@ def event_read(event: Event, program_code: str) -> EventRead:
         sources=event.sources,
         changes=event.changes,
         decision=event.decided_by,
+        decision_attributed=event.decision is None and event.decided_by is not None,
         prev_hash=event.prev_hash,
         hash=event.hash,
     )

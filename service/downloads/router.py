@@ -57,8 +57,8 @@ PROGRAM_COLUMNS = (
 )  # fmt: skip
 EVENT_COLUMNS = (
     "id", "program", "seq", "kind", "from_status", "to_status", "effective_date", "recorded_at",
-    "actor", "on_behalf_of", "note", "source_url", "sources", "changes", "decision", "prev_hash",
-    "hash", "cursor",
+    "actor", "on_behalf_of", "note", "source_url", "sources", "changes", "decision",
+    "decision_attributed", "prev_hash", "hash", "cursor",
 )  # fmt: skip
 PROGRESS_REPORT_COLUMNS = (
     "id", "roadmap", "date", "measures_done_pct", "measures_total", "programs_completed",

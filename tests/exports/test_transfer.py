@@ -18,14 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.archive import ArchiveError, check_export_source, import_database, read_export
 from service.audit.verify import Digest, digest_as_of, verify_chains
 from service.auth.tokens import hash_secret, parse_key
+from service.clock import today_utc
 from service.db import create_engine
+from service.decisions.schemas import DecisionCreate, DecisionTransition
+from service.decisions.service import record_decision
 from service.milestones.schemas import MilestoneCreate
 from service.milestones.service import add_milestone
 from service.models import Base
 from service.models.events import Event
 from service.models.milestones import Milestone
 from service.models.roadmaps import Roadmap
-from service.programs.schemas import ProgramCreate, TransitionRequest
+from service.programs.corrections import correct_status
+from service.programs.schemas import CorrectionRequest, ProgramCreate, TransitionRequest
 from service.programs.service import Actor, create_program, transition_program
 from service.rules.workflow import Status
 from service.schema_setup import prepare_database
@@ -40,7 +44,10 @@ from tests.support.databases import (
 pytestmark = pytest.mark.live  # the export and import run as the real CLI
 
 # Every table an export carries; of events, all columns but txid (see service.archive).
-TABLES = ("roadmaps", "programs", "milestones", "progress_reports", "seed_loads", "events")
+TABLES = (
+    "roadmaps", "programs", "milestones", "progress_reports", "seed_loads", "decisions", "events",
+    "decision_attributions",
+)  # fmt: skip
 ACTOR = Actor(name="editor@example.org", on_behalf_of="Постоянный комитет")
 MOVED = "moved_programme"
 
@@ -70,6 +77,17 @@ async def _change_the_seeded_history(session: AsyncSession) -> None:
     await add_milestone(
         session, MOVED, MilestoneCreate(title="First measure", due_date=date(2030, 1, 1)), ACTOR
     )
+    # A decision (its event names it, under the hash) and a correction of what it did.
+    act = DecisionCreate(
+        code="moved-act",
+        title="Одобрено",
+        body="Council of Ministers",
+        date=today_utc(),
+        source_url="https://example.org/act",
+        transitions=[DecisionTransition(program=MOVED, to_status=Status.MINISTERIALLY_APPROVED)],
+    )
+    await record_decision(session, act, ACTOR)
+    await correct_status(session, MOVED, CorrectionRequest(event=4, reason="не то"), ACTOR)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +129,7 @@ async def contents(url: str) -> tuple[dict[str, list[dict[str, Any]]], Digest]:
         for name in TABLES:
             table = Base.metadata.tables[name]
             columns = [column for column in table.columns if column.name != "txid"]
-            query = select(*columns).order_by(table.c.id)
+            query = select(*columns).order_by(*table.primary_key.columns)
             rows[name] = [dict(row._mapping) for row in await session.execute(query)]
         digest = await digest_as_of(session)
     await engine.dispose()
@@ -142,11 +160,15 @@ async def test_a_sqlite_database_moves_with_its_history_and_digest(
     source_rows, source_digest = await contents(exported.source_url)
     target_rows, target_digest = await contents(target)
     assert target_rows == source_rows
-    assert [e["kind"] for e in source_rows["events"][-3:]] == [
-        "created",
-        "status_changed",
-        "milestone_added",
+    assert [(e["kind"], e["decision"]) for e in source_rows["events"][-5:]] == [
+        ("created", None),
+        ("status_changed", None),
+        ("milestone_added", None),
+        ("status_changed", "moved-act"),
+        ("corrected", None),
     ]
+    assert [d["code"] for d in target_rows["decisions"]][-1] == "moved-act"
+    assert len(target_rows["decision_attributions"]) > 28  # the seeded acts' events
     assert target_digest == source_digest
     assert exported.document()["audit_digest"] == source_digest.digest
 
