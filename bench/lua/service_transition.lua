@@ -34,8 +34,8 @@ function init(args)
       if line_number % thread_count == thread_index then
         local path = "/api/v1/programs/" .. code .. "/transitions"
         prepared[code] = {
-          coordinated = wrk.format("POST", path, headers, '{"to_status":"coordinated"}'),
-          draft = wrk.format("POST", path, headers, '{"to_status":"draft"}'),
+          coordinated = wrk.format("POST", path, headers, '{"to_status":"coordinated","source_url":"https://example.org/bench"}'),
+          draft = wrk.format("POST", path, headers, '{"to_status":"draft","source_url":"https://example.org/bench"}'),
         }
         if status == "draft" then
           target[code] = "coordinated"

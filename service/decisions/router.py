@@ -19,7 +19,12 @@ from service.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from service.programs.dependencies import DryRunQuery, SourcesRequiredDep, actor_of
+from service.programs.dependencies import (
+    DryRunQuery,
+    SourcesRequiredDep,
+    actor_of,
+    dry_run_response,
+)
 from service.schemas import Text
 from service.unit_of_work import UnitOfWorkDep
 
@@ -39,7 +44,7 @@ def decision_change(record: DecisionRecord) -> DecisionChange:
     "",
     response_model=DecisionChange,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409, 422),
+    responses=dry_run_response(DecisionChange) | problem_responses(409, 422),
 )
 async def record_decision(
     data: DecisionCreate,

@@ -44,6 +44,14 @@ def sources_required(request: Request) -> bool:
 
 
 SourcesRequiredDep = Annotated[bool, Depends(sources_required)]
+
+
+def dry_run_response(model: type) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entry for the 200 a write answers with ?dry_run=true."""
+    preview = "dry_run=true: what would be recorded; nothing was written"
+    return {200: {"model": model, "description": preview}}
+
+
 DryRunQuery = Annotated[
     bool,
     Query(

@@ -36,6 +36,7 @@ from service.programs.dependencies import (
     ProgramFiltersDep,
     SourcesRequiredDep,
     actor_of,
+    dry_run_response,
     point_in_time,
 )
 from service.programs.schemas import (
@@ -170,7 +171,7 @@ async def update_program(
     "/{code}/transitions",
     response_model=ProgramChange,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(404, 409, 412, 422, 428),
+    responses=dry_run_response(ProgramChange) | problem_responses(404, 409, 412, 422, 428),
 )
 async def transition_program(
     code: ProgramCode,
