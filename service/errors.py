@@ -186,7 +186,10 @@ class DatabaseTrouble(enum.Enum):
 # full, out of memory, too many connections), 57P (shutting down, starting up, terminated)
 # and 58 (I/O error); 25006: a standby, or a database set read-only. Everything else, above
 # all class 23 (integrity) and 42 (bad SQL), is an answer or a bug, not an outage.
-_PG_BUSY = frozenset({"55P03", "57014"})  # lock_timeout, statement_timeout
+# lock_timeout, statement_timeout; and a deadlock or serialization failure, which the service's
+# lock order is meant to rule out, but which a retry resolves if it ever happens: a 503 to
+# retry, not an "internal error".
+_PG_BUSY = frozenset({"55P03", "57014", "40P01", "40001"})
 _PG_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
 _PG_UNAVAILABLE = frozenset({"25006"})
 

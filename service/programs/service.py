@@ -47,6 +47,7 @@ from service.programs.schemas import (
     TransitionRequest,
 )
 from service.rules.citations import first_url
+from service.rules.milestones import CLOSED_STATUSES
 from service.rules.workflow import INITIAL_STATUS, Status, label_of, refusal_of
 
 
@@ -502,6 +503,7 @@ async def transition_program(
     today = today or today_utc()
     effective_date = request.effective_date or today
     check_transition(locked.program, request.to_status, effective_date, today)
+    closed_before = locked.program.status in CLOSED_STATUSES
     event = apply_transition(
         session,
         locked,
@@ -513,4 +515,8 @@ async def transition_program(
         sources=citations,
     )
     await session.flush()
+    if (request.to_status in CLOSED_STATUSES) != closed_before:
+        # Milestone figures were read under the old status: opening or closing the programme
+        # turns overdue milestones into missed ones, or back.
+        return await get_program(session, code, today=today), event
     return locked, event

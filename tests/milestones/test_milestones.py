@@ -316,6 +316,11 @@ async def test_milestones_across_programmes_agree_with_the_rule(
         f"{API}/programs/rule_closed/transitions", json={"to_status": "completed"}
     )
     assert closing.status_code == 201, closing.text
+    # The answer counts the milestones under the new status, as every later read does.
+    answered = closing.json()["program"]["progress"]
+    assert answered == (await client.get(f"{API}/programs/rule_closed")).json()["progress"]
+    assert answered["milestones_overdue"] == 0
+    assert answered["milestones_missed"] > 0
 
     seen: dict[int, str] = {}
     for state in MilestoneState:

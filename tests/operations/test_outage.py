@@ -168,6 +168,9 @@ async def test_postgresql_refusing_to_serve_is_database_trouble(database_url: st
         locked = await raised_by(engine, LOCK_PROGRAM, params={"code": "transport"})
     assert "lock timeout" in str(locked)
     assert database_trouble(locked) is DatabaseTrouble.BUSY
+    for sqlstate in ("40P01", "40001"):  # a deadlock, a serialization failure: retry them
+        raise_it = f"DO $$ BEGIN RAISE EXCEPTION 'retry' USING ERRCODE = '{sqlstate}'; END $$"
+        assert database_trouble(await raised_by(engine, raise_it)) is DatabaseTrouble.BUSY
 
     read_only = await raised_by(
         engine, "SET TRANSACTION READ ONLY", "UPDATE programs SET title = title WHERE false"
