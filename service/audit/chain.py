@@ -7,8 +7,8 @@ An event's hash is
 
 where prev_hash is the hash of the same programme's previous event (``GENESIS_HASH`` for its
 first event) and the canonical encoding is the UTF-8 bytes of a JSON object with exactly the
-keys in ``HASHED_FIELDS``, plus each key of ``OPTIONAL_HASHED_FIELDS`` whose value is not null
-(so events recorded before such a field existed keep their hashes), keys sorted, no
+keys in ``HASHED_FIELDS``, plus each key of ``OPTIONAL_HASHED_FIELDS`` whose value the event
+itself stores (so events recorded before such a field existed keep their hashes), keys sorted, no
 insignificant white space (separators "," and ":"), non-ASCII characters written as themselves
 (not \\u escapes), and these value forms:
 
@@ -16,6 +16,8 @@ insignificant white space (separators "," and ":"), non-ASCII characters written
 - absent values as null; ``changes`` and ``sources`` as JSON with their keys sorted too.
 
 Any program that can sort keys and compute SHA-256 can check a chain from the events' JSON.
+There, an event recorded before decisions existed may show the `decision` it was attributed to
+afterwards, with ``decision_attributed: true``: its hash does not cover that ``decision``.
 The digest over all chains (GET /api/v1/audit/digest) is the SHA-256 of the lines
 "<program code> <head hash>\\n", sorted by code, for every programme that has events.
 """

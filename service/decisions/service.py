@@ -122,12 +122,12 @@ async def record_decision(
     today: date | None = None,
     require_source: bool = False,
 ) -> DecisionRecord:
-    source_url, citations = cited(data.source_url, data.sources, required=require_source)
     today = today or today_utc()
     if data.date > today:
         raise InvalidInput(f"date {data.date} is in the future (today is {today}).")
     if await session.scalar(select(Decision.id).where(Decision.code == data.code)) is not None:
         raise Conflict(f"A decision with code {data.code!r} already exists.")
+    source_url, citations = cited(data.source_url, data.sources, required=require_source)
     locked = await _lock_programs(session, data)
     refusals = _refusals(data, locked)
     if refusals:

@@ -19,8 +19,10 @@ from service.programs.service import (
     ProgramRow,
     apply_transition,
     cited,
+    get_program,
     lock_program,
 )
+from service.rules.milestones import CLOSED_STATUSES
 from service.rules.workflow import Status
 
 
@@ -38,8 +40,8 @@ async def correct_status(
     if_match: str | None = None,
     require_source: bool = False,
 ) -> tuple[ProgramRow, Event]:
+    locked = await lock_program(session, code, if_match=if_match)  # a 404 or 412 comes first
     source_url, citations = cited(request.source_url, request.sources, required=require_source)
-    locked = await lock_program(session, code, if_match=if_match)
     program = locked.program
     # The newest two status events: the one to void and the one whose status comes back (a
     # programme always has at least its `created` event).
@@ -71,6 +73,7 @@ async def correct_status(
             "to (withdraw the programme instead).",
             latest_status_event=latest.seq,
         )
+    closed_before = program.status in CLOSED_STATUSES
     event = apply_transition(
         session,
         locked,
@@ -84,4 +87,8 @@ async def correct_status(
         changes={"voids": latest.seq},
     )
     await session.flush()
+    if (before.to_status in CLOSED_STATUSES) != closed_before:
+        # Milestone figures were read under the voided status: voiding a programme's closing
+        # (completed, carried over, withdrawn) turns its missed milestones into overdue ones.
+        return await get_program(session, code), event
     return locked, event

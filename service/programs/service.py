@@ -496,10 +496,10 @@ async def transition_program(
 ) -> tuple[ProgramRow, Event]:
     """Change the status and append its event, under the programme's write lock. `sources`
     (the seed's) stand for the request's own."""
+    locked = await lock_program(session, code, if_match=if_match)  # a 404 or 412 comes first
     source_url, citations = cited(
         request.source_url, sources or request.sources, required=require_source
     )
-    locked = await lock_program(session, code, if_match=if_match)
     today = today or today_utc()
     effective_date = request.effective_date or today
     check_transition(locked.program, request.to_status, effective_date, today)

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
 from service.db import create_engine
-from service.seed.loader import bundled_seed_files, first_url, load_seed_files
+from service.rules.citations import first_url
+from service.seed.loader import bundled_seed_files, load_seed_files
 from tests.support.builders import API, history
 
 CARRIED_OVER = {"gas_market", "oil_market", "electricity_market"}

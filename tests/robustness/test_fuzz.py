@@ -560,6 +560,7 @@ VALID_VALUES: dict[str, tuple[str, str]] = {
     "format": ("wide", "long"),
     "state": ("done", "missed"),
     "due_before": ("2023-01-01", "2024-01-01"),
+    "body": ("Presidents", "Supreme State Council"),
 }
 # Filters of a list, which may mean "any of" when repeated; any other parameter given twice is
 # ambiguous and must be refused.
