@@ -435,8 +435,9 @@ def cited(
     citations = list(sources) if sources else ([source_url] if source_url else [])
     if required and not citations:
         raise InvalidInput(
-            "A status change needs a source: give source_url (or sources, a list of "
-            "citations). This server requires one (ROADMAP_REQUIRE_SOURCES)."
+            "Cite a source: give source_url (or sources, a list of citations). This server "
+            "requires one for every status change, decision and correction "
+            "(ROADMAP_REQUIRE_SOURCES)."
         )
     return source_url or first_url(citations), citations
 
