@@ -86,6 +86,20 @@ class TransitionNotAllowed(Conflict):
     title = "Transition not allowed"
 
 
+class DecisionNotAllowed(Conflict):
+    """Some of a decision's status changes cannot be made; `errors` names each."""
+
+    slug = "decision-not-allowed"
+    title = "Decision not allowed"
+
+
+class CorrectionNotAllowed(Conflict):
+    """Only the latest status change can be voided; `latest_status_event` names it."""
+
+    slug = "correction-not-allowed"
+    title = "Correction not allowed"
+
+
 class InvalidInput(Problem):
     """Well-formed input that breaks a rule the schema cannot express."""
 

@@ -5,8 +5,8 @@
 - `decision_attributions`: an event recorded before decisions existed, attributed afterwards to
   its act by an appended row, never by editing the event (the seed does this on start).
 - Both tables are append-only, like events.
-- `corrected` events set a status too, so the as-of index covers them; it is keyed by seq now
-  (service.programs.asof says why).
+- `corrected` events set a status too, so the as-of index covers them, and a programme's
+  corrections are found by an index of their own (service.programs.asof says why).
 
 Revision ID: 0007
 Revises: 0006
@@ -27,6 +27,7 @@ JSONDocument = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresq
 APPEND_ONLY_TABLES = ("decisions", "decision_attributions")
 OLD_STATUS_KINDS = "kind IN ('created', 'status_changed')"
 STATUS_KINDS = "kind IN ('created', 'status_changed', 'corrected')"
+CORRECTED = "kind = 'corrected'"
 
 
 def _is_postgresql() -> bool:
@@ -120,13 +121,34 @@ def upgrade() -> None:
     op.create_index(
         "ix_events_status_asof",
         "events",
-        ["program_id", "seq", "effective_date"],
+        ["program_id", "effective_date", "seq"],
         postgresql_where=sa.text(STATUS_KINDS),
         sqlite_where=sa.text(STATUS_KINDS),
+    )
+    op.create_index(
+        "ix_events_corrections",
+        "events",
+        ["program_id"],
+        postgresql_where=sa.text(CORRECTED),
+        sqlite_where=sa.text(CORRECTED),
     )
 
 
 def downgrade() -> None:
+    # History is append-only: a release before this one could not read decisions' events (their
+    # hashes cover `decision`) or corrections, so it would report them as tampered with, or
+    # show voided changes. Refuse rather than lose them.
+    written = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM events WHERE decision IS NOT NULL OR kind = 'corrected'")
+    )
+    if written:
+        raise RuntimeError(
+            f"cannot downgrade below 0007: {written} events were written by decisions or are "
+            "corrections, which earlier releases cannot verify or read"
+        )
+    # The seeded decisions go with their tables; upgrading again attributes them again.
+    op.execute("DELETE FROM seed_loads WHERE part = 'decisions'")
+    op.drop_index("ix_events_corrections", table_name="events")
     op.drop_index("ix_events_status_asof", table_name="events")
     op.create_index(
         "ix_events_status_asof",

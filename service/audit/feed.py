@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Select, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
-from service.audit.service import events_with_codes
+from service.audit.service import EventRow, events_with_codes
 from service.filters import require_known
 from service.models.events import Event
 from service.models.programs import Program
@@ -84,7 +84,7 @@ async def read_feed(
     as_of: date | None = None,
     known_at: datetime | None = None,
     until: tuple[int, int] | None = None,
-) -> tuple[list[tuple[Event, str]], tuple[int, int]]:
+) -> tuple[list[EventRow], tuple[int, int]]:
     """One page of the feed after `after` (and up to `until`, if given), and the cursor that
     follows it. The filters only leave events out: positions, and so cursors, are the feed's,
     so a filtered reader resumes with `after` like any other. `as_of` keeps the events effective
@@ -100,22 +100,22 @@ async def read_feed(
     if until is not None:
         query = query.where(tuple_(Event.txid, Event.id) <= tuple_(*until))
     query = _filtered(query, program, kind, roadmap, as_of, known_at)
-    rows = [(event, code) for event, code in await session.execute(query)]
+    rows = [EventRow(*row) for row in await session.execute(query)]
     if not rows:
         await require_known(session, program=program, roadmap=roadmap)
         return rows, after
-    last = rows[-1][0]
+    last = rows[-1].event
     return rows, (last.txid, last.id)
 
 
 def _filtered(
-    query: Select[Event, str],
+    query: Select[Event, str, str | None],
     program: str | None,
     kind: EventKind | None,
     roadmap: str | None,
     as_of: date | None,
     known_at: datetime | None,
-) -> Select[Event, str]:
+) -> Select[Event, str, str | None]:
     if program is not None:
         query = query.where(Program.code == program)
     if kind is not None:

@@ -37,7 +37,7 @@ async def list_events(
     next_cursor = encode_feed_cursor(position)
     etag = weak_etag(f"{view_key(request)}|{next_cursor}")
     check_not_modified(request, etag)
-    page = EventFeedPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
+    page = EventFeedPage(items=[event_read(*row) for row in rows], next_cursor=next_cursor)
     return json_answer(page.__pydantic_serializer__.to_json(page), etag)
 
 

@@ -1,7 +1,7 @@
 """Appending to and reading from the event log."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.chain import GENESIS_HASH, event_hash
 from service.audit.kinds import EventKind
 from service.audit.schemas import EventRead
+from service.models.decisions import DecisionAttribution
 from service.models.events import Event
 from service.models.programs import Program
 
@@ -66,12 +67,20 @@ def append_event(
     content["hash"] = event_hash(content)
     del content["program"]
     event = Event(program_id=program.id, **content)
-    event.decided_by = decision  # what reads show; not loaded back after the insert
     session.add(event)
     return event
 
 
-def event_read(event: Event, program_code: str) -> EventRead:
+class EventRow(NamedTuple):
+    """An event as reads show it: with its programme's code and, for an event recorded before
+    decisions existed, the decision it was attributed to afterwards (models.decisions)."""
+
+    event: Event
+    program: str
+    attributed_to: str | None = None
+
+
+def event_read(event: Event, program_code: str, attributed_to: str | None = None) -> EventRead:
     return EventRead(
         id=event.id,
         program=program_code,
@@ -87,24 +96,30 @@ def event_read(event: Event, program_code: str) -> EventRead:
         source_url=event.source_url,
         sources=event.sources,
         changes=event.changes,
-        decision=event.decided_by,
-        decision_attributed=event.decision is None and event.decided_by is not None,
+        decision=event.decision or attributed_to,
+        decision_attributed=event.decision is None and attributed_to is not None,
         prev_hash=event.prev_hash,
         hash=event.hash,
     )
 
 
-def events_with_codes() -> Select[Event, str]:
-    return select(Event, Program.code).join(Program, Program.id == Event.program_id)
+def events_with_codes() -> Select[Event, str, str | None]:
+    """Events as EventRow reads them. An outer join to the attributions, not a subquery per
+    event: the table is small, so PostgreSQL would scan it once per event."""
+    return (
+        select(Event, Program.code, DecisionAttribution.decision)
+        .join(Program, Program.id == Event.program_id)
+        .outerjoin(DecisionAttribution, DecisionAttribution.event_id == Event.id)
+    )
 
 
 async def program_history(
     session: AsyncSession, *, program_id: int, after_seq: int, limit: int
-) -> list[tuple[Event, str]]:
+) -> list[EventRow]:
     query = (
         events_with_codes()
         .where(Event.program_id == program_id, Event.seq > after_seq)
         .order_by(Event.seq)
         .limit(limit)
     )
-    return [(event, code) for event, code in await session.execute(query)]
+    return [EventRow(*row) for row in await session.execute(query)]

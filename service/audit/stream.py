@@ -47,13 +47,13 @@ async def follow_feed(
     while not stopping.is_set():
         async with page_session(sessionmaker) as session:
             rows, _ = await read_feed(session, after=position, limit=PAGE)
-        for event, code in rows:
+        for row in rows:
             if stopping.is_set():
                 return
-            position = (event.txid, event.id)
+            position = (row.event.txid, row.event.id)
             yield {
                 "id": encode_feed_cursor(position),
-                "data": json.dumps(event_read(event, code).model_dump(mode="json")),
+                "data": json.dumps(event_read(*row).model_dump(mode="json")),
             }
         if len(rows) < PAGE:
             with anyio.move_on_after(POLL_SECONDS):

@@ -36,7 +36,7 @@ DecisionCode = Annotated[Text, Path(max_length=64, description="The decision's c
 def decision_change(record: DecisionRecord) -> DecisionChange:
     return DecisionChange(
         decision=decision_read(record.decision, record.programs),
-        events=[event_read(event, program) for event, program in record.events],
+        events=[event_read(*row) for row in record.events],
     )
 
 

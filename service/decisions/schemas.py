@@ -5,7 +5,7 @@ from pydantic import Field, StringConstraints
 
 from service.audit.schemas import EventRead
 from service.programs.schemas import OnBehalfOf
-from service.rules.workflow import Status
+from service.rules.workflow import Refused, Status
 from service.schemas import (
     Citations,
     Code,
@@ -81,7 +81,11 @@ class TransitionRefusal(ReadModel):
 
     program: str
     to_status: Status
-    current_status: Status | None
-    status_effective_date: dt.date | None
-    allowed_targets: list[Status] | None
+    refused: Refused = Field(
+        description="step: the workflow has no such step from the current status; "
+        "date: the decision is dated before the current status."
+    )
+    current_status: Status
+    status_effective_date: dt.date
+    allowed_targets: list[Status]
     reason: str

@@ -10,26 +10,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import Select, Subquery, func, select, tuple_, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.service import events_with_codes
+from service.audit.service import EventRow, events_with_codes
 from service.clock import today_utc, utc_now
 from service.decisions.schemas import DecisionCreate, DecisionRead, TransitionRefusal
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, DecisionNotAllowed, InvalidInput, NotFound
 from service.filters import require_known
 from service.models.decisions import Decision, DecisionAttribution
 from service.models.events import Event
 from service.models.programs import Program
 from service.models.roadmaps import Roadmap
-from service.programs.service import Actor, LockedProgram, apply_transition, cited, lock_program
+from service.programs.service import Actor, LockedProgram, cited, lock_program, record_status_change
 from service.rules.workflow import Status, refusal_of
-
-
-class DecisionNotAllowed(Conflict):
-    slug = "decision-not-allowed"
-    title = "Decision not allowed"
 
 
 @dataclass
@@ -37,11 +32,11 @@ class DecisionRecord:
     """A decision with the events it wrote (event, programme code), oldest first."""
 
     decision: Decision
-    events: list[tuple[Event, str]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
 
     @property
     def programs(self) -> list[str]:
-        return list(dict.fromkeys(code for _event, code in self.events))
+        return list(dict.fromkeys(row.program for row in self.events))
 
 
 def decision_read(decision: Decision, programs: list[str]) -> DecisionRead:
@@ -80,6 +75,7 @@ def _refusals(data: DecisionCreate, locked: dict[str, LockedProgram]) -> list[Tr
             TransitionRefusal(
                 program=step.program,
                 to_status=step.to_status,
+                refused=refusal.refused,
                 current_status=status,
                 status_effective_date=since,
                 allowed_targets=refusal.allowed_targets,
@@ -137,6 +133,7 @@ async def record_decision(
             f"be made ({moving}); nothing was recorded.",
             errors=[refusal.model_dump(mode="json") for refusal in refusals],
         )
+    now = utc_now()  # one moment for the act and all it changes: no known_at sees half of it
     decision = Decision(
         code=data.code,
         title=data.title,
@@ -149,7 +146,7 @@ async def record_decision(
         note=data.note,
         actor=actor.name,
         on_behalf_of=actor.on_behalf_of,
-        recorded_at=utc_now(),
+        recorded_at=now,
     )
     session.add(decision)
     try:
@@ -158,7 +155,7 @@ async def record_decision(
         raise Conflict(f"A decision with code {data.code!r} already exists.") from None
     record = DecisionRecord(decision)
     for step in data.transitions:
-        event = apply_transition(
+        event = record_status_change(
             session,
             locked[step.program],
             step.to_status,
@@ -168,35 +165,50 @@ async def record_decision(
             source_url=source_url,
             sources=citations,
             decision=data.code,
+            recorded_at=now,
         )
-        record.events.append((event, step.program))
+        record.events.append(EventRow(event, step.program))
     await session.flush()
     return record
 
 
-def _made_by(code: str) -> ColumnElement[bool]:
-    """The events a decision wrote, or was attributed (one index lookup each way)."""
-    attributed = select(DecisionAttribution.event_id).where(DecisionAttribution.decision == code)
-    return (Event.decision == code) | Event.id.in_(attributed)
+def _events_of(codes: list[str] | None = None) -> Subquery:
+    """(code, event_id) of every event the decisions `codes` (default: all) wrote or were
+    attributed: two halves, each served by its own index, where an OR would scan every event."""
+    written = select(Event.decision.label("code"), Event.id.label("event_id"))
+    attributed = select(
+        DecisionAttribution.decision.label("code"), DecisionAttribution.event_id.label("event_id")
+    )
+    if codes is None:
+        written = written.where(Event.decision.is_not(None))
+    else:
+        written = written.where(Event.decision.in_(codes))
+        attributed = attributed.where(DecisionAttribution.decision.in_(codes))
+    return union_all(written, attributed).subquery("decision_events")
 
 
 async def get_decision(session: AsyncSession, code: str) -> DecisionRecord:
     decision = await session.scalar(select(Decision).where(Decision.code == code))
     if decision is None:
         raise NotFound(f"There is no decision with code {code!r}.")
-    rows = await session.execute(events_with_codes().where(_made_by(code)).order_by(Event.id))
-    return DecisionRecord(decision, [(event, program) for event, program in rows])
+    made = _events_of([code])
+    rows = await session.execute(
+        events_with_codes().join(made, made.c.event_id == Event.id).order_by(Event.id)
+    )
+    return DecisionRecord(decision, [EventRow(*row) for row in rows])
 
 
 def _decisions_moving_programmes_of(roadmap: str) -> Select[Any]:
     """The codes of the decisions that moved a programme of `roadmap`."""
+    made = _events_of()
     in_roadmap = Program.roadmap_id == (
         select(Roadmap.id).where(Roadmap.code == roadmap).scalar_subquery()
     )
     return (
-        select(Event.decided_by)
+        select(made.c.code)
+        .join(Event, Event.id == made.c.event_id)
         .join(Program, Program.id == Event.program_id)
-        .where(in_roadmap, Event.decided_by.is_not(None))
+        .where(in_roadmap)
     )
 
 
@@ -227,15 +239,14 @@ async def list_decisions(
     if not decisions:
         await require_known(session, roadmap=roadmap)
         return []
-    codes = [decision.code for decision in decisions]
-    moved: dict[str | None, list[str]] = {code: [] for code in codes}
-    attributed = select(DecisionAttribution.event_id).where(DecisionAttribution.decision.in_(codes))
+    made = _events_of([decision.code for decision in decisions])
     rows = await session.execute(
-        select(Event.decided_by, Program.code)
+        select(made.c.code, Program.code)
+        .join(Event, Event.id == made.c.event_id)
         .join(Program, Program.id == Event.program_id)
-        .where(Event.decision.in_(codes) | Event.id.in_(attributed))
         .order_by(Event.id)
     )
+    moved: dict[str, list[str]] = {decision.code: [] for decision in decisions}
     for decision_code, program in rows:
         if program not in moved[decision_code]:
             moved[decision_code].append(program)

@@ -100,11 +100,11 @@ async def event_pages(
         if not rows:
             return
         page = []
-        for event, code in rows:
-            position = (event.txid, event.id)
+        for row in rows:
+            position = (row.event.txid, row.event.id)
             page.append(
                 {
-                    **event_read(event, code).model_dump(mode="json"),
+                    **event_read(*row).model_dump(mode="json"),
                     "cursor": encode_feed_cursor(position),
                 }
             )

@@ -39,7 +39,7 @@ class DecisionAttribution(Base):
     """An event recorded before decisions existed, attributed afterwards to the act that made
     it (the bundled history's package-wide steps: service.seed). Its hash stays as recorded,
     so the attribution lives here, appended, rather than in the event; reads show it as the
-    event's `decision` all the same (Event.decided_by). Append-only."""
+    event's `decision` all the same (audit.service.events_with_codes). Append-only."""
 
     __tablename__ = "decision_attributions"
     __table_args__ = (cached_reads(CachedReads.APPENDED),)

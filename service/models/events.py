@@ -10,14 +10,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
-    select,
     text,
 )
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, CachedReads, cached_reads
-from service.models.decisions import DecisionAttribution
 from service.types import BigIntegerPK, JSONDocument, UTCDateTime
 
 # The kinds of event that set a programme's status (audit.kinds.STATUS_EVENT_KINDS).
@@ -41,15 +38,21 @@ class Event(Base):
         UniqueConstraint("program_id", "seq", name="uq_events_program_seq"),
         Index("ix_events_feed", "txid", "id"),
         Index("ix_events_kind", "kind"),
-        # As-of reads and timelines: a short backward scan per programme and point in time
-        # (programs.asof).
+        # As-of reads and timelines: one seek per programme and point in time (programs.asof).
         Index(
             "ix_events_status_asof",
             "program_id",
-            "seq",
             "effective_date",
+            "seq",
             postgresql_where=text(STATUS_KINDS_SQL),
             sqlite_where=text(STATUS_KINDS_SQL),
+        ),
+        # Whether a programme has a correction, which as-of reads must then take into account.
+        Index(
+            "ix_events_corrections",
+            "program_id",
+            postgresql_where=text("kind = 'corrected'"),
+            sqlite_where=text("kind = 'corrected'"),
         ),
         Index("ix_events_decision", "decision"),
         # each event bumps its programme's version
@@ -75,16 +78,3 @@ class Event(Base):
     decision: Mapped[str | None] = mapped_column(ForeignKey("decisions.code"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-
-    # The decision that made this event as reads show it: its own, or the attribution appended
-    # for an event recorded before decisions existed (models.decisions.DecisionAttribution).
-    # Set by audit.service.append_event for a new event, so it is never loaded lazily.
-    decided_by: Mapped[str | None] = column_property(
-        func.coalesce(
-            decision,
-            select(DecisionAttribution.decision)
-            .where(DecisionAttribution.event_id == id)
-            .scalar_subquery(),
-        ),
-        expire_on_flush=False,
-    )

@@ -11,24 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import STATUS_EVENT_KINDS, EventKind
-from service.errors import Conflict, InvalidInput
+from service.errors import CorrectionNotAllowed, InvalidInput
 from service.models.events import Event
 from service.programs.schemas import CorrectionRequest
 from service.programs.service import (
     Actor,
     ProgramRow,
-    apply_transition,
+    as_changed,
     cited,
-    get_program,
     lock_program,
+    record_status_change,
 )
-from service.rules.milestones import CLOSED_STATUSES
 from service.rules.workflow import Status
-
-
-class CorrectionNotAllowed(Conflict):
-    slug = "correction-not-allowed"
-    title = "Correction not allowed"
 
 
 async def correct_status(
@@ -73,8 +67,8 @@ async def correct_status(
             "to (withdraw the programme instead).",
             latest_status_event=latest.seq,
         )
-    closed_before = program.status in CLOSED_STATUSES
-    event = apply_transition(
+    status_before = program.status
+    event = record_status_change(
         session,
         locked,
         Status(before.to_status),
@@ -87,8 +81,4 @@ async def correct_status(
         changes={"voids": latest.seq},
     )
     await session.flush()
-    if (before.to_status in CLOSED_STATUSES) != closed_before:
-        # Milestone figures were read under the voided status: voiding a programme's closing
-        # (completed, carried over, withdrawn) turns its missed milestones into overdue ones.
-        return await get_program(session, code), event
-    return locked, event
+    return await as_changed(session, locked, status_before), event

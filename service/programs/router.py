@@ -18,6 +18,7 @@ from service.clock import today_utc
 from service.conditions import etag_for_version
 from service.db import open_session, single_statements
 from service.errors import NotFound, problem_responses
+from service.models.events import Event
 from service.pagination import (
     DEFAULT_LIMIT,
     MAX_INTEGER_KEY,
@@ -49,7 +50,7 @@ from service.programs.schemas import (
     ProgramUpdate,
     TransitionRequest,
 )
-from service.programs.service import PointInTime, program_read
+from service.programs.service import PointInTime, ProgramRow, program_read
 from service.programs.workflow_schemas import WorkflowRead
 from service.rules.workflow import workflow_document
 from service.schemas import Text
@@ -193,8 +194,7 @@ async def transition_program(
             if_match=if_match,
             require_source=sources_required,
         )
-        change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
-        return change, {"ETag": etag_for_version(row.program.version)}
+        return status_changed(row, event)
 
     return await uow.answer(work, status_code=201, dry_run=dry_run)
 
@@ -225,10 +225,15 @@ async def correct_program_status(
             if_match=if_match,
             require_source=sources_required,
         )
-        change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
-        return change, {"ETag": etag_for_version(row.program.version)}
+        return status_changed(row, event)
 
     return await uow.answer(work, status_code=201)
+
+
+def status_changed(row: ProgramRow, event: Event) -> tuple[ProgramChange, dict[str, str]]:
+    """The answer to a status change: the programme as it now stands, with its new ETag."""
+    change = ProgramChange(program=program_read(row), event=event_read(event, row.program.code))
+    return change, {"ETag": etag_for_version(row.program.version)}
 
 
 @router.get("/{code}/history", response_model=EventPage, responses=problem_responses(404, 422))
@@ -244,7 +249,7 @@ async def program_history_page(
         rows = await program_history(
             session, program_id=program.id, after_seq=after_seq, limit=limit
         )
-        next_cursor = encode_cursor(rows[-1][0].seq) if len(rows) == limit else None
-        return EventPage(items=[event_read(e, c) for e, c in rows], next_cursor=next_cursor)
+        next_cursor = encode_cursor(rows[-1].event.seq) if len(rows) == limit else None
+        return EventPage(items=[event_read(*row) for row in rows], next_cursor=next_cursor)
 
     return await view.respond(compute)

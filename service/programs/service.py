@@ -46,9 +46,9 @@ from service.programs.schemas import (
     ProgressRead,
     TransitionRequest,
 )
-from service.rules.citations import first_url
+from service.rules.citations import citations_of
 from service.rules.milestones import CLOSED_STATUSES
-from service.rules.workflow import INITIAL_STATUS, Status, label_of, refusal_of
+from service.rules.workflow import INITIAL_STATUS, Refused, Status, label_of, refusal_of
 
 
 @dataclass(frozen=True)
@@ -411,38 +411,37 @@ async def update_program(
 
 
 def check_transition(program: Program, target: Status, effective_date: date, today: date) -> None:
-    """The workflow's rules for one status change; raises the problem that breaks them."""
+    """The workflow's rules for one status change; raises the problem that breaks them: a step
+    the workflow does not have (409) before a date it cannot take (422)."""
+    refusal = refusal_of(program.status, program.status_effective_date, target, effective_date)
+    if refusal is not None and refusal.refused is Refused.STEP:
+        raise TransitionNotAllowed(
+            refusal.reason,
+            current_status=program.status,
+            allowed_targets=[status.value for status in refusal.allowed_targets],
+        )
     if effective_date > today:
         raise InvalidInput(f"effective_date {effective_date} is in the future (today is {today}).")
-    refusal = refusal_of(program.status, program.status_effective_date, target, effective_date)
-    if refusal is None:
-        return
-    if refusal.allowed_targets is None:
+    if refusal is not None:
         raise InvalidInput(refusal.reason)
-    raise TransitionNotAllowed(
-        refusal.reason,
-        current_status=program.status,
-        allowed_targets=[status.value for status in refusal.allowed_targets],
-    )
 
 
 def cited(
     source_url: str | None, sources: list[str] | None, *, required: bool
 ) -> tuple[str | None, list[str]]:
-    """A change's `source_url` and `sources` as its event records them: the list as given (or
-    the URL alone), and the URL defaulting to the first among the citations. `required`
-    (ROADMAP_REQUIRE_SOURCES) refuses a change that cites nothing."""
-    citations = list(sources) if sources else ([source_url] if source_url else [])
+    """The change's citations (rules.citations); `required` (ROADMAP_REQUIRE_SOURCES) refuses
+    a change that cites nothing."""
+    source_url, citations = citations_of(source_url, sources)
     if required and not citations:
         raise InvalidInput(
             "Cite a source: give source_url (or sources, a list of citations). This server "
             "requires one for every status change, decision and correction "
             "(ROADMAP_REQUIRE_SOURCES)."
         )
-    return source_url or first_url(citations), citations
+    return source_url, citations
 
 
-def apply_transition(
+def record_status_change(
     session: AsyncSession,
     locked: LockedProgram,
     to_status: Status,
@@ -455,10 +454,13 @@ def apply_transition(
     sources: list[str] | None = None,
     changes: dict[str, Any] | None = None,
     decision: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> Event:
-    """Set the locked programme's status and append the event that records it; the one way a
-    status changes (transitions, decisions, corrections). The caller has checked the rules.
-    Several calls may follow one lock: each chains to the event before it."""
+    """Set the locked programme's status and append the event that records it: the one way a
+    status changes. It checks nothing: its callers have (check_transition for a transition or a
+    decision's steps; corrections.correct_status, whose step the workflow does not list).
+    Several calls may follow one lock, each chained to the event before it; the changes of one
+    act share one `recorded_at`, so no `known_at` sees half of it."""
     program = locked.program
     from_status = program.status
     program.status = to_status.value
@@ -471,7 +473,7 @@ def apply_transition(
         from_status=from_status,
         to_status=to_status.value,
         effective_date=effective_date,
-        recorded_at=utc_now(),
+        recorded_at=recorded_at or utc_now(),
         actor=actor.name,
         on_behalf_of=actor.on_behalf_of,
         note=note,
@@ -504,8 +506,8 @@ async def transition_program(
     today = today or today_utc()
     effective_date = request.effective_date or today
     check_transition(locked.program, request.to_status, effective_date, today)
-    closed_before = locked.program.status in CLOSED_STATUSES
-    event = apply_transition(
+    status_before = locked.program.status
+    event = record_status_change(
         session,
         locked,
         request.to_status,
@@ -516,8 +518,15 @@ async def transition_program(
         sources=citations,
     )
     await session.flush()
-    if (request.to_status in CLOSED_STATUSES) != closed_before:
-        # Milestone figures were read under the old status: opening or closing the programme
-        # turns overdue milestones into missed ones, or back.
-        return await get_program(session, code, today=today), event
-    return locked, event
+    return await as_changed(session, locked, status_before, today=today), event
+
+
+async def as_changed(
+    session: AsyncSession, locked: LockedProgram, status_before: str, *, today: date | None = None
+) -> ProgramRow:
+    """The programme after a status change, for the answer: as locked, or read again when the
+    change opened or closed it, since its milestone figures were read under the old status
+    (a closed programme's unfinished milestones are missed, an open one's overdue)."""
+    if (status_before in CLOSED_STATUSES) == (locked.program.status in CLOSED_STATUSES):
+        return locked
+    return await get_program(session, locked.program.code, today=today)

@@ -93,13 +93,18 @@ def is_allowed(source: Status | str, target: Status | str) -> bool:
     return Status(target) in ALLOWED_TRANSITIONS[Status(source)]
 
 
+class Refused(StrEnum):
+    STEP = "step"  # the workflow has no such step from the current status
+    DATE = "date"  # dated before the current status
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """Why a programme cannot make a status change; `allowed_targets` when the step itself is
-    not allowed (rather than its date)."""
+    """Why a programme cannot make a status change, and where it may go instead."""
 
+    refused: Refused
     reason: str
-    allowed_targets: list[Status] | None = None
+    allowed_targets: list[Status]
 
 
 def refusal_of(
@@ -111,14 +116,17 @@ def refusal_of(
         allowed = allowed_targets(status)
         named = ", ".join(allowed) if allowed else "none (the status is terminal)"
         return Refusal(
+            Refused.STEP,
             f"A programme in status {Status(status).value!r} cannot move to {target.value!r}; "
             f"allowed: {named}.",
-            allowed_targets=allowed,
+            allowed,
         )
     if effective_date < since:
         return Refusal(
+            Refused.DATE,
             f"effective_date {effective_date} is earlier than the current status's "
-            f"effective date {since}."
+            f"effective date {since}.",
+            allowed_targets(status),
         )
     return None
 

@@ -43,7 +43,7 @@ async def timeline(
     known_at: datetime | None,
 ) -> dict[date, dict[str, int]]:
     """Programmes per status at each point: one statement, one index seek per programme and
-    point, whatever the length of the history."""
+    point (programs.asof), whatever the length of the history."""
     if roadmap is not None:
         await require_known(session, roadmap=roadmap)
     counts = {point: zero_counts() for point in points}
@@ -65,10 +65,8 @@ async def _count_at(
     days = union_all(*(select(literal(point, Date).label("day")) for point in points)).subquery(
         "days"
     )
-    status_then = (
-        status_event_as_of(Event.to_status, days.c.day, known_at)
-        .correlate(Program, days)
-        .scalar_subquery()
+    status_then = status_event_as_of(
+        Event.to_status, days.c.day, known_at, correlate=(Program.__table__, days)
     )
     per_programme = (
         select(days.c.day.label("day"), status_then.label("status"))

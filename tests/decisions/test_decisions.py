@@ -179,6 +179,7 @@ async def test_a_later_step_is_checked_from_where_the_step_before_leaves_it(
     assert {k: v for k, v in refusal.items() if k != "reason"} == {
         "program": "dec_after",
         "to_status": "completed",
+        "refused": "step",
         "current_status": "coordinated",
         "status_effective_date": today().isoformat(),
         "allowed_targets": ["draft", "ministerially_approved", "withdrawn"],
@@ -209,6 +210,7 @@ async def test_a_decision_with_a_programme_that_cannot_move_records_nothing(
     assert {k: v for k, v in refusal.items() if k != "reason"} == {
         "program": "transport",
         "to_status": "coordinated",
+        "refused": "step",
         "current_status": "completed",
         "status_effective_date": transport["status_effective_date"],
         "allowed_targets": [],
@@ -232,7 +234,8 @@ async def test_a_decision_dated_before_a_programmes_current_status_is_refused(
     for refusal in errors:
         assert refusal["current_status"] == "draft"
         assert refusal["status_effective_date"] == today().isoformat()
-        assert refusal["allowed_targets"] is None
+        assert refusal["refused"] == "date"
+        assert refusal["allowed_targets"] == ["coordinated", "withdrawn"]
         assert "earlier than" in refusal["reason"]
     assert await record_state(client, ["dec_d1", "dec_d2"]) == before
 

@@ -1,13 +1,27 @@
 """The migrations are the schema: they agree with the models, reverse cleanly, and make the
 event table append-only in the database itself."""
 
+from collections.abc import Callable
+
 import pytest
 from alembic import command
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.clock import today_utc
 from service.db import create_engine
-from service.schema_setup import alembic_config, current_revision, head_revision
+from service.decisions.schemas import DecisionCreate, DecisionTransition
+from service.decisions.service import record_decision
+from service.programs.schemas import ProgramCreate
+from service.programs.service import Actor, create_program
+from service.rules.workflow import Status
+from service.schema_setup import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    prepare_database,
+)
 from tests.support.builders import SEEDED_EVENTS
 
 
@@ -73,4 +87,61 @@ async def test_database_refuses_truncate(database_url: str) -> None:
     async with engine.connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
             await connection.execute(text("TRUNCATE events CASCADE"))
+    await engine.dispose()
+
+
+def _to(revision: str) -> Callable[[Connection], None]:
+    def migrate(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        if revision == "head":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+    return migrate
+
+
+async def _count(engine: AsyncEngine, query: str) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text(query))).scalar_one())
+
+
+async def test_below_decisions_and_back_the_seeded_acts_return(database_url: str) -> None:
+    """Below 0007 the seeded decisions go with their tables, and the events keep their
+    triggers; upgrading again and starting attributes the acts again."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(_to("0006"))
+    assert await _count(engine, "SELECT count(*) FROM seed_loads WHERE part = 'decisions'") == 0
+    async with engine.connect() as connection:
+        with pytest.raises(DBAPIError, match="append-only"):
+            await connection.execute(text("UPDATE events SET note = 'rewritten' WHERE seq = 2"))
+    async with engine.begin() as connection:
+        await connection.run_sync(_to("head"))
+    await prepare_database(engine, database_url)  # what `roadmap serve` does on start
+    assert await _count(engine, "SELECT count(*) FROM decisions") == 4
+    assert await _count(engine, "SELECT count(*) FROM events") == SEEDED_EVENTS
+    await engine.dispose()
+
+
+async def test_events_written_by_a_decision_refuse_a_downgrade(database_url: str) -> None:
+    """An earlier release would take their hashes for tampering: the downgrade stops."""
+    engine = create_engine(database_url)
+    act = DecisionCreate(
+        code="kept-act",
+        title="Kept",
+        body="Presidents",
+        date=today_utc(),
+        transitions=[DecisionTransition(program="kept", to_status=Status.COORDINATED)],
+    )
+    async with AsyncSession(engine) as session:
+        editor = Actor(name="editor")
+        await create_program(session, ProgramCreate(code="kept", title="Kept"), editor)
+        await record_decision(session, act, editor)
+        await session.commit()
+    with pytest.raises(RuntimeError, match="cannot downgrade below 0007: 1 events"):
+        async with engine.begin() as connection:
+            await connection.run_sync(_to("0006"))
+    assert await _count(engine, "SELECT count(*) FROM decisions") == 5
     await engine.dispose()

@@ -138,12 +138,17 @@ async def test_citations_without_an_address_are_enough(
         assert (event["source_url"], event["sources"]) == (None, CITATIONS[:1])
 
 
-async def test_a_given_source_url_is_kept_beside_the_list(client: httpx.AsyncClient) -> None:
+async def test_a_given_source_url_leads_the_list(client: httpx.AsyncClient) -> None:
+    """An event's source_url is always among its own citations."""
     await programmes(client)
     response = await a_transition(client, {"source_url": SOURCE, "sources": CITATIONS})
     assert response.status_code == 201, response.text
     event = response.json()["event"]
-    assert (event["source_url"], event["sources"]) == (SOURCE, CITATIONS)
+    assert (event["source_url"], event["sources"]) == (SOURCE, [SOURCE, *CITATIONS])
+    listed = [CITATIONS[0], SOURCE]  # already listed: kept where it is, not repeated
+    again = await transition(client, "src_new", "draft", source_url=SOURCE, sources=listed)
+    assert again.status_code == 201, again.text
+    assert again.json()["event"]["sources"] == listed
 
 
 @pytest.mark.usefixtures("sources_optional")

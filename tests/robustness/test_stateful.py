@@ -62,7 +62,7 @@ class WorkflowMachine(RuleBasedStateMachine):
         self.model[code] = ModelProgram(Status.DRAFT, 1)
         return code
 
-    def _apply_transition(self, code: str, target: Status, response: httpx.Response) -> None:
+    def _record_status_change(self, code: str, target: Status, response: httpx.Response) -> None:
         expected = self.model[code]
         if is_allowed(expected.status, target):
             assert response.status_code == 201, response.text
@@ -78,14 +78,14 @@ class WorkflowMachine(RuleBasedStateMachine):
         response = self.http.post(
             f"{API}/programs/{code}/transitions", json={"to_status": to_status.value}
         )
-        self._apply_transition(code, to_status, response)
+        self._record_status_change(code, to_status, response)
 
     @rule(code=programs, to_status=st.sampled_from(list(Status)), retries=st.integers(1, 3))
     def transition_retried(self, code: str, to_status: Status, retries: int) -> None:
         headers = {"Idempotency-Key": uuid.uuid4().hex}
         body = {"to_status": to_status.value}
         first = self.http.post(f"{API}/programs/{code}/transitions", json=body, headers=headers)
-        self._apply_transition(code, to_status, first)
+        self._record_status_change(code, to_status, first)
         for _ in range(retries):
             again = self.http.post(f"{API}/programs/{code}/transitions", json=body, headers=headers)
             assert again.status_code == first.status_code
