@@ -21,12 +21,13 @@ needed.
 
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Select, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
 from service.audit.service import EventRow, events_with_codes
 from service.filters import require_known
+from service.models.decisions import DecisionAttribution
 from service.models.events import Event
 from service.models.programs import Program
 from service.models.roadmaps import Roadmap
@@ -128,6 +129,14 @@ def _filtered(
     if known_at is not None:
         query = query.where(Event.recorded_at <= known_at)
     return query
+
+
+async def attributions_recorded(session: AsyncSession) -> int:
+    """How many events were attributed to a decision afterwards (models.decisions): those
+    events read differently from then on while the feed stands still, so the ETags of feed
+    pages and exports name this count beside the feed's position."""
+    count = await session.scalar(select(func.count()).select_from(DecisionAttribution))
+    return int(count or 0)
 
 
 async def feed_end(session: AsyncSession) -> tuple[int, int]:

@@ -2,7 +2,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.audit.feed import decode_feed_cursor, encode_feed_cursor, read_feed
+from service.audit.feed import (
+    attributions_recorded,
+    decode_feed_cursor,
+    encode_feed_cursor,
+    read_feed,
+)
 from service.audit.kinds import EventKind
 from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
 from service.audit.service import event_read
@@ -32,10 +37,11 @@ async def list_events(
         rows, position = await read_feed(
             session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
         )
+        attributed = await attributions_recorded(session)
     # What a page holds is settled by where it ends, not by the data's fingerprint: an event
     # below the horizon can become visible without any new commit (see audit.feed).
     next_cursor = encode_feed_cursor(position)
-    etag = weak_etag(f"{view_key(request)}|{next_cursor}")
+    etag = weak_etag(f"{view_key(request)}|{next_cursor}|{attributed}")
     check_not_modified(request, etag)
     page = EventFeedPage(items=[event_read(*row) for row in rows], next_cursor=next_cursor)
     return json_answer(page.__pydantic_serializer__.to_json(page), etag)

@@ -21,6 +21,7 @@ from service.pagination import (
 )
 from service.programs.dependencies import (
     DryRunQuery,
+    IfMatchRequiredDep,
     SourcesRequiredDep,
     actor_of,
     dry_run_response,
@@ -44,12 +45,13 @@ def decision_change(record: DecisionRecord) -> DecisionChange:
     "",
     response_model=DecisionChange,
     status_code=status.HTTP_201_CREATED,
-    responses=dry_run_response(DecisionChange) | problem_responses(409, 422),
+    responses=dry_run_response(DecisionChange) | problem_responses(409, 412, 422, 428),
 )
 async def record_decision(
     data: DecisionCreate,
     editor: EditorDep,
     sources_required: SourcesRequiredDep,
+    versions_required: IfMatchRequiredDep,
     uow: UnitOfWorkDep,
     dry_run: DryRunQuery = False,
 ) -> Response:
@@ -59,7 +61,11 @@ async def record_decision(
 
     async def work(session: AsyncSession) -> tuple[DecisionChange, dict[str, str]]:
         record = await service.record_decision(
-            session, data, actor_of(editor, data.actor), require_source=sources_required
+            session,
+            data,
+            actor_of(editor, data.actor),
+            require_source=sources_required,
+            require_versions=versions_required,
         )
         return decision_change(record), {"Location": f"/api/v1/decisions/{data.code}"}
 

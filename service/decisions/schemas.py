@@ -23,6 +23,12 @@ from service.schemas import (
 class DecisionTransition(RequestModel):
     program: Code
     to_status: Status
+    version: int | None = Field(
+        default=None,
+        ge=0,
+        description="The programme's version (its ETag) as last read: if it has changed since, "
+        "nothing is recorded (412). Required on every step where the server requires If-Match.",
+    )
 
 
 class DecisionCreate(RequestModel):

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.service import EventRow, events_with_codes
 from service.clock import today_utc, utc_now
 from service.decisions.schemas import DecisionCreate, DecisionRead, TransitionRefusal
-from service.errors import Conflict, DecisionNotAllowed, InvalidInput, NotFound
+from service.errors import (
+    Conflict,
+    DecisionNotAllowed,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from service.filters import require_known
 from service.models.decisions import Decision, DecisionAttribution
 from service.models.events import Event
@@ -110,6 +117,29 @@ async def _lock_programs(session: AsyncSession, data: DecisionCreate) -> dict[st
     return {code: await lock_program(session, code) for code in codes}
 
 
+def _check_versions(
+    data: DecisionCreate, locked: dict[str, LockedProgram], *, required: bool
+) -> None:
+    """The decision's preconditions, its If-Match: each step's `version`, as the programme
+    stood before the decision."""
+    if required and any(step.version is None for step in data.transitions):
+        raise PreconditionRequired(
+            "This server requires If-Match on every change: give each step the programme's "
+            "version as last read."
+        )
+    changed = {
+        step.program: locked[step.program].program.version
+        for step in data.transitions
+        if step.version is not None and step.version != locked[step.program].program.version
+    }
+    if changed:
+        named = ", ".join(f"{code} is at version {version}" for code, version in changed.items())
+        raise PreconditionFailed(
+            f"Programmes have changed since they were read ({named}); nothing was recorded.",
+            versions=changed,
+        )
+
+
 async def record_decision(
     session: AsyncSession,
     data: DecisionCreate,
@@ -117,6 +147,7 @@ async def record_decision(
     *,
     today: date | None = None,
     require_source: bool = False,
+    require_versions: bool = False,
 ) -> DecisionRecord:
     today = today or today_utc()
     if data.date > today:
@@ -125,6 +156,7 @@ async def record_decision(
         raise Conflict(f"A decision with code {data.code!r} already exists.")
     source_url, citations = cited(data.source_url, data.sources, required=require_source)
     locked = await _lock_programs(session, data)
+    _check_versions(data, locked, required=require_versions)
     refusals = _refusals(data, locked)
     if refusals:
         moving = ", ".join(dict.fromkeys(refusal.program for refusal in refusals))

@@ -19,7 +19,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.feed import decode_feed_cursor, encode_feed_cursor, feed_end
+from service.audit.feed import (
+    attributions_recorded,
+    decode_feed_cursor,
+    encode_feed_cursor,
+    feed_end,
+)
 from service.audit.kinds import EventKind
 from service.caching import check_not_modified, computed_view, view_key, weak_etag
 from service.db import open_session
@@ -217,7 +222,8 @@ async def event_export(
     async with open_session(request) as session:
         await require_known(session, program=program, roadmap=roadmap)
         end = await feed_end(session)
-    etag = weak_etag(f"{view_key(request)}|{encode_feed_cursor(end)}")
+        attributed = await attributions_recorded(session)
+    etag = weak_etag(f"{view_key(request)}|{encode_feed_cursor(end)}|{attributed}")
     check_not_modified(request, etag)
     pages = service.event_pages(
         request.app.state.sessionmaker,

@@ -37,6 +37,16 @@ async def if_match_precondition(request: Request, if_match: IfMatchHeader = None
 IfMatchDep = Annotated[str | None, Depends(if_match_precondition)]
 
 
+def if_match_required(request: Request) -> bool:
+    """ROADMAP_REQUIRE_IF_MATCH, for a change whose preconditions are in its body (a decision's
+    steps each name the version they were read at)."""
+    required: bool = request.app.state.settings.require_if_match
+    return required
+
+
+IfMatchRequiredDep = Annotated[bool, Depends(if_match_required)]
+
+
 def sources_required(request: Request) -> bool:
     """ROADMAP_REQUIRE_SOURCES: whether a status change must cite a source."""
     required: bool = request.app.state.settings.require_sources

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from service.audit.chain import HASHED_FIELDS, event_hash
 from tests.support.builders import API, SEEDED_EVENTS, bearer, create_program, history, transition
@@ -332,3 +333,50 @@ async def test_a_retried_decision_is_recorded_once(client: httpx.AsyncClient) ->
     assert len(await history(client, "dec_retry")) == 2
     codes = (await record_state(client)).decisions
     assert codes.count("retried-act") == 1
+
+
+async def test_a_step_read_at_an_older_version_refuses_the_whole_decision(
+    client: httpx.AsyncClient,
+) -> None:
+    """A decision's If-Match: each step may name the version it was read at."""
+    for code in ("ver_a", "ver_b"):
+        await create_program(client, code)
+    assert (await transition(client, "ver_b", "coordinated")).status_code == 201  # now at 2
+    body = decision_body("stale-act", [("ver_a", "coordinated"), ("ver_b", "draft")])
+    body["transitions"][0]["version"] = 1
+    body["transitions"][1]["version"] = 1
+    stale = await record_decision(client, body)
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["versions"] == {"ver_b": 2}
+    assert [len(await history(client, code)) for code in ("ver_a", "ver_b")] == [1, 2]
+    body["transitions"][1]["version"] = 2
+    fresh = await record_decision(client, body)
+    assert fresh.status_code == 201, fresh.text
+
+
+async def test_a_server_requiring_if_match_requires_a_version_on_every_step(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"require_if_match": True})
+    await create_program(client, "ver_c")
+    body = decision_body("versionless-act", [("ver_c", "coordinated")])
+    missing = await record_decision(client, body)
+    assert missing.status_code == 428, missing.text
+    assert len(await history(client, "ver_c")) == 1
+    body["transitions"][0]["version"] = 1
+    assert (await record_decision(client, body)).status_code == 201
+
+
+async def test_a_decision_and_its_events_are_recorded_at_one_moment(
+    client: httpx.AsyncClient,
+) -> None:
+    """So a known_at read sees all of an act or none of it."""
+    codes = ["one_a", "one_b", "one_c"]
+    for code in codes:
+        await create_program(client, code)
+    answer = await record_decision(
+        client, decision_body("one-moment", [(code, "coordinated") for code in codes])
+    )
+    assert answer.status_code == 201, answer.text
+    moments = {event["recorded_at"] for event in answer.json()["events"]}
+    assert moments == {answer.json()["decision"]["recorded_at"]}

@@ -2,10 +2,17 @@
 without changing any recorded hash (issue 15)."""
 
 from collections import Counter
+from datetime import date
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 
 from service.audit.chain import event_hash
+from service.clock import utc_now
+from service.decisions.service import attribute_decision
+from service.models.decisions import Decision, DecisionAttribution
+from service.models.events import Event
 from tests.support.builders import history
 from tests.support.changes import SEEDED_DECISIONS, get_json, readme_hash
 
@@ -101,3 +108,40 @@ async def test_attributing_the_seeded_acts_changed_no_recorded_hash(
         assert event_hash({**event, "decision": None}) == event["hash"], event["seq"]
         assert readme_hash(event) == event["hash"], event["seq"]
     assert (await get_json(client, "/audit/verify"))["ok"] is True
+
+
+async def test_an_attribution_made_later_moves_the_feeds_etags(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """An attribution changes how old events read while the feed stands still (as on an
+    upgrade): a client holding the feed's or an export's ETag must not get a 304 after it."""
+    urls = ["/api/v1/events?limit=500", "/api/v1/export/events.ndjson"]
+    tags = {url: (await client.get(url)).headers["ETag"] for url in urls}
+    async with app.state.sessionmaker() as session:
+        (unattributed,) = (
+            await session.scalars(
+                select(Event.id)
+                .outerjoin(DecisionAttribution, DecisionAttribution.event_id == Event.id)
+                .where(DecisionAttribution.event_id.is_(None))
+                .order_by(Event.id)
+                .limit(1)
+            )
+        ).all()
+        act = Decision(
+            code="later-act",
+            title="Attributed later",
+            body="Presidents",
+            date=date(2019, 9, 6),
+            sources=[],
+            actor="seed",
+            recorded_at=utc_now(),
+        )
+        await attribute_decision(session, act, [unattributed])
+        await session.commit()
+    for url, etag in tags.items():
+        again = await client.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 200, url
+        assert again.headers["ETag"] != etag
+    page = (await client.get(urls[0])).json()["items"]
+    (event,) = [e for e in page if e["id"] == unattributed]
+    assert (event["decision"], event["decision_attributed"]) == ("later-act", True)

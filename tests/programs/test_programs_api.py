@@ -184,6 +184,9 @@ async def test_transition_dates_are_checked(client: httpx.AsyncClient) -> None:
         await transition(client, "t3", "coordinated", effective_date="2024-02-30")
     ).status_code == 422
     assert (await transition(client, "t3", "finished")).status_code == 422
+    # A step the workflow lacks is said first, whatever its date (as in 0.3.0).
+    not_a_step = await transition(client, "t3", "completed", effective_date=tomorrow)
+    assert not_a_step.status_code == 409, not_a_step.text
     assert len(await history(client, "t3")) == 1
 
 
