@@ -108,6 +108,15 @@ class InvalidInput(Problem):
     title = "Invalid input"
 
 
+class BoardClosed(Problem):
+    """The status board asked for by a script while reads need a key (a browser gets a page
+    saying so)."""
+
+    status = 403
+    slug = "board-closed"
+    title = "Board closed"
+
+
 class ProblemDocument(BaseModel):
     """The body of every error response, declared in the OpenAPI document."""
 

@@ -3,15 +3,18 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from importlib.resources import files
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from service import health, metrics
 from service.audit.router import router as events_router
 from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
 from service.auth.router import router as keys_router
+from service.board.router import router as board_router
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.config import Settings, get_settings
 from service.db import autocommit_engine, create_engine, create_sessionmaker
@@ -124,4 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router, prefix=API_PREFIX, dependencies=readers, responses=problem_responses(401, 403)
         )
     app.include_router(keys_router, prefix=API_PREFIX)
+    # The status board: pages for people, its stylesheet and script from the package.
+    app.include_router(board_router)
+    app.mount(
+        "/board-assets",
+        StaticFiles(directory=str(files("service.board") / "static")),
+        name="board-assets",
+    )
     return app
