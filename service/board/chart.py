@@ -26,6 +26,7 @@ STACK_ORDER: tuple[Status, ...] = (
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 30
+MIN_TICK_GAP = 40  # between year labels, so that they do not run into each other
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,11 @@ def cumulative_flow(points: Sequence[tuple[date, Mapping[str, int]]]) -> Chart |
     ticks: list[Tick] = []
     seen_years: set[int] = set()
     for index, (day, _) in enumerate(points):
+        x = _x(index, len(points))
         if day.year not in seen_years:
             seen_years.add(day.year)
-            ticks.append(Tick(_x(index, len(points)), str(day.year)))
+            if ticks and x - ticks[-1].x < MIN_TICK_GAP:  # a short first year: label the next
+                ticks.pop()
+            ticks.append(Tick(x, str(day.year)))
     y_ticks = [(y(value), value) for value in sorted({0, y_max // 2, y_max})]
     return Chart(WIDTH, HEIGHT, bands, ticks, y_max, y_ticks, y(0), LEFT, WIDTH - RIGHT)
