@@ -55,7 +55,8 @@ async def test_the_board_counts_the_seeded_programmes_by_status(
     }
     shown = groups(page)
     assert list(shown) == ["completed", "carried_over"]
-    assert len(shown["completed"]) == 25 and len(shown["carried_over"]) == 3
+    assert len(shown["completed"]) == 25
+    assert len(shown["carried_over"]) == 3
     assert '<a href="/board/programs/gas_market?lang=en">' in page
     assert (await anonymous.get("/board", headers=HTML)).text == page
 
@@ -81,7 +82,7 @@ async def test_filters_narrow_what_is_shown_and_empty_choices_do_not(
         "carried_over": groups(everything)["carried_over"]
     }
     energy = groups(await board(anonymous, sector="energy"))
-    assert "gas_market" in sum(energy.values(), [])
+    assert any("gas_market" in codes for codes in energy.values())
     assert sum(len(codes) for codes in energy.values()) < 28
     assert sum(counts(await board(anonymous, roadmap="union-state-2024-2026")).values()) == 0
 
@@ -107,7 +108,8 @@ async def test_russian_from_the_query_or_accept_language(anonymous: httpx.AsyncC
     assert '<html lang="ru">' in asked
     assert labels.STATUS_LABELS[Language.RU][Status.COMPLETED] in asked
     assert "Программы по статусам" in asked
-    assert "(25 программ)" in asked and "(3 программы)" in asked
+    assert "(25 программ)" in asked
+    assert "(3 программы)" in asked
     preferred = await anonymous.get("/", headers={**HTML, "Accept-Language": "ru-RU,en;q=0.5"})
     assert '<html lang="ru">' in preferred.text
     english = await anonymous.get(
@@ -156,9 +158,11 @@ async def test_nothing_is_loaded_from_another_host(anonymous: httpx.AsyncClient)
     for path in ("/", "/board/programs/gas_market"):
         response = await anonymous.get(path, headers=HTML)
         policy = response.headers["Content-Security-Policy"]
-        assert "default-src 'none'" in policy and "http" not in policy
+        assert "default-src 'none'" in policy
+        assert "http" not in policy
         loaded = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="([^"]+)"', response.text)
-        assert loaded and all(url.startswith(("/", "data:")) for url in loaded), loaded
+        assert loaded
+        assert all(url.startswith(("/", "data:")) for url in loaded), loaded
         for asset in ("/board-assets/board.css", "/board-assets/board.js"):
             served = await anonymous.get(asset)
             assert served.status_code == 200, asset
@@ -206,7 +210,7 @@ async def test_a_programme_page_shows_its_history_milestones_and_sources(
     links = re.findall(r'href="([^"]*)"', page)
     assert all(link.startswith(("/", "?", "#", "https://", "http://", "data:")) for link in links)
     russian = await anonymous.get("/board/programs/gas_market?lang=ru", headers=HTML)
-    assert f"<h1 data-program=\"gas_market\">{program['title_ru']}</h1>" in russian.text
+    assert f'<h1 data-program="gas_market">{program["title_ru"]}</h1>' in russian.text
 
 
 async def test_a_correction_and_a_transition_read_as_such(
@@ -230,7 +234,8 @@ async def test_a_correction_and_a_transition_read_as_such(
 
 async def test_an_unknown_programme_is_a_404_page_or_problem(anonymous: httpx.AsyncClient) -> None:
     page = await anonymous.get("/board/programs/no_such", headers=HTML)
-    assert page.status_code == 404 and "no_such" in page.text
+    assert page.status_code == 404
+    assert "no_such" in page.text
     assert page.headers["content-type"].startswith("text/html")
     problem = await anonymous.get("/board/programs/no_such")
     assert problem.status_code == 404
@@ -246,7 +251,8 @@ async def test_a_closed_service_shows_no_data_and_asks_for_nothing(
         assert page.status_code == 403
         assert "WWW-Authenticate" not in page.headers
         assert "The board is not public" in page.text
-        assert "gas_market" not in page.text.replace(path, "") and "data-count" not in page.text
+        assert "gas_market" not in page.text.replace(path, "")
+        assert "data-count" not in page.text
         problem = await anonymous.get(path)
         assert problem.status_code == 403
         assert problem.headers["content-type"] == "application/problem+json"
