@@ -1,9 +1,10 @@
-"""The `roadmap` command: serve, migrate, seed, verify, keys, export, import."""
+"""The `roadmap` command: serve, migrate, seed, verify, keys, export, import, deliver."""
 
 import argparse
 import asyncio
 import atexit
 import logging
+import logging.config
 import os
 import shutil
 import signal
@@ -26,12 +27,13 @@ from service.auth import service as auth_service
 from service.auth.roles import Role
 from service.auth.schemas import ApiKeyCreate
 from service.config import Settings
-from service.db import create_engine
+from service.db import create_engine, create_sessionmaker
 from service.db_url import parse_database_url, redacted
 from service.errors import Problem
 from service.log_config import logging_config
 from service.schema_setup import current_revision, head_revision, prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
+from service.webhooks.dispatch import Dispatcher
 
 T = TypeVar("T")
 
@@ -380,6 +382,26 @@ def cmd_import(args: argparse.Namespace) -> None:
     print(f"imported {summary.describe()}; audit digest {summary.digest}")
 
 
+def cmd_deliver(args: argparse.Namespace) -> None:
+    """Deliver webhooks until SIGTERM or SIGINT, beside servers started with
+    ROADMAP_WEBHOOK_DISPATCH=false (or beside ones that dispatch too: subscriptions are leased,
+    so each is delivered by one of them at a time)."""
+    settings = load_settings()
+    require_existing_database(settings)
+    logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+
+    async def deliver(engine: AsyncEngine) -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        dispatcher = Dispatcher(create_sessionmaker(engine), settings)
+        logging.getLogger("roadmap.webhooks").info("delivering webhooks as %s", dispatcher.name)
+        await dispatcher.run(stopping)
+
+    run_against_database(settings, deliver)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roadmap", description="The Union State roadmap tracker.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -431,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_.add_argument("file", help="a file written by `roadmap export`")
     import_.set_defaults(handler=cmd_import)
+
+    deliver = commands.add_parser(
+        "deliver", help="deliver webhooks until stopped (a dispatcher of its own)"
+    )
+    deliver.set_defaults(handler=cmd_deliver)
     return parser
 
 

@@ -3,12 +3,17 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.db_url import normalise_database_url, parse_database_url
 
 # Passwords from examples and defaults, refused when ROADMAP_ENV=production.
+# Webhook secrets derive from this key unless ROADMAP_WEBHOOK_SECRET_KEY is set. Production
+# refuses to create subscriptions with it: a key known from the source would let a database
+# dump forge signatures.
+DEVELOPMENT_WEBHOOK_KEY = "roadmap-development-webhook-key"
+
 PLACEHOLDER_PASSWORDS = frozenset(
     {"", "changeme", "change-me", "password", "postgres", "secret", "example", "roadmap"}
 )
@@ -56,6 +61,22 @@ class Settings(BaseSettings):
     view_cache_mb: int = Field(
         default=16, ge=0, le=1024, description="Per-worker cache of rendered reads; 0: off"
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow http and private, loopback and link-local webhook targets",
+    )
+    webhook_secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_WEBHOOK_KEY),
+        description="The key webhook secrets are derived from (webhooks.signing)",
+    )
+    webhook_retry_max_seconds: float = Field(default=300, ge=1, le=86_400)
+    webhook_failing_after_hours: float = Field(default=24, gt=0, le=24 * 30)
+    webhook_delivery_retention_days: int = Field(default=7, ge=1, le=365)
+    webhook_dispatch: bool = Field(
+        default=True,
+        description="Deliver webhooks from the server's workers; false when `roadmap deliver` "
+        "runs as a process of its own",
+    )
     # The names container platforms set; no ROADMAP_ prefix.
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
     web_concurrency: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
@@ -82,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def webhook_key_is_set(self) -> bool:
+        return self.webhook_secret_key.get_secret_value() != DEVELOPMENT_WEBHOOK_KEY
 
 
 @lru_cache

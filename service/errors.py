@@ -391,6 +391,13 @@ class SecretShownOnce(Conflict):
     title = "Secret shown once"
 
 
+class WebhookKeyUnset(Conflict):
+    """A subscription asked of a production service that has no ROADMAP_WEBHOOK_SECRET_KEY."""
+
+    slug = "webhook-key-unset"
+    title = "Webhook key not set"
+
+
 class Unauthorized(Problem):
     status = 401
     slug = "unauthorized"

@@ -54,5 +54,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": [], "propagate": False},  # replaced by ours
+            # httpx logs every webhook delivery at INFO; the delivery log has them, and the
+            # dispatcher logs failures itself (roadmap.webhooks).
+            "httpx": {"level": "WARNING"},
         },
     }

@@ -34,6 +34,8 @@ from service.query_params import refuse_unexpected_query
 from service.roadmaps.router import router as roadmaps_router
 from service.schema_setup import head_revision
 from service.stats.router import router as stats_router
+from service.webhooks.dispatch import Dispatcher
+from service.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -54,9 +56,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.autocommit_engine = autocommit_engine(engine)
         app.state.view_cache = ViewCache(max_bytes=settings.view_cache_mb * 2**20)
         purger = asyncio.create_task(purge_idempotency_keys_periodically(app))
+        stop_dispatch = asyncio.Event()
+        dispatcher = (
+            asyncio.create_task(Dispatcher(app.state.sessionmaker, settings).run(stop_dispatch))
+            if settings.webhook_dispatch
+            else None
+        )
         try:
             yield
         finally:
+            if dispatcher is not None:
+                stop_dispatch.set()
+                await dispatcher  # deliveries in flight end first (each is bounded)
             purger.cancel()
             # Wait for it to end before the engine goes: a purge cut mid-statement must not
             # be left holding a connection (or, on SQLite, a driver thread) past the dispose.
@@ -127,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router, prefix=API_PREFIX, dependencies=readers, responses=problem_responses(401, 403)
         )
     app.include_router(keys_router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
     # The status board: pages for people, its stylesheet and script from the package.
     app.include_router(board_router)
     app.mount(

@@ -1,14 +1,15 @@
 """Prometheus metrics: requests by route template (never raw paths), status and method, with
 latency histograms; programmes by status and events in total, read from the database at scrape
 time so every worker reports the same truth; the build's version; and the process_* and
-python_* metrics of the process that answers the scrape.
+python_* metrics of the process that answers the scrape; webhook deliveries by outcome
+(counted by the dispatchers) and each subscription's lag (read at scrape time).
 
 Under `roadmap serve` the request metrics of all workers are aggregated through
 prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by the CLI).
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import metadata
 
@@ -35,6 +36,7 @@ from starlette.types import Scope
 from service.db import open_session
 from service.models.programs import Program
 from service.rules.workflow import STATES
+from service.webhooks.dispatch import lag_by_webhook
 
 REQUESTS = Counter("roadmap_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -102,8 +104,10 @@ def _version() -> str:
 
 
 class _Snapshot(Collector):
-    def __init__(self, by_status: dict[str, int], events: int) -> None:
-        self.by_status, self.events = by_status, events
+    def __init__(
+        self, by_status: dict[str, int], events: int, webhook_lag: Sequence[tuple[int, int]]
+    ) -> None:
+        self.by_status, self.events, self.webhook_lag = by_status, events, webhook_lag
 
     def collect(self) -> list[Metric]:
         programs = GaugeMetricFamily("roadmap_programs", "Programmes by status", labels=["status"])
@@ -114,7 +118,15 @@ class _Snapshot(Collector):
         # An info metric as Prometheus has them: the value is 1, the label says it all.
         build = GaugeMetricFamily("roadmap_build_info", "The running version", labels=["version"])
         build.add_metric([_version()], 1)
-        return [programs, events, build]
+        lag = GaugeMetricFamily(
+            "roadmap_webhook_lag_events",
+            "Events in the feed after an active webhook subscription's cursor: not yet delivered "
+            "(or not yet passed over, if its filters do not take them)",
+            labels=["webhook"],
+        )
+        for webhook_id, behind in self.webhook_lag:
+            lag.add_metric([str(webhook_id)], behind)
+        return [programs, events, build, lag]
 
 
 @cache
@@ -143,10 +155,11 @@ async def metrics(request: Request) -> Response:
         # Every event bumps its programme's version: the sum counts events without scanning
         # them.
         events = await session.scalar(select(func.coalesce(func.sum(Program.version), 0))) or 0
+        webhook_lag = await lag_by_webhook(session)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         body = generate_latest(_multiprocess_registry())
     else:  # prometheus_client's default registry: our metrics, process_* and python_*
         body = generate_latest(REGISTRY)
     snapshot = CollectorRegistry()
-    snapshot.register(_Snapshot(by_status, int(events)))
+    snapshot.register(_Snapshot(by_status, int(events), webhook_lag))
     return Response(body + generate_latest(snapshot), media_type=CONTENT_TYPE_LATEST)

@@ -42,6 +42,9 @@ from tests.support.servers import LiveServer, start_server
 # (ROADMAP_REQUIRE_SOURCES); the tests of that rule turn it back on. Servers started by tests
 # inherit it.
 os.environ.setdefault("ROADMAP_REQUIRE_SOURCES", "false")
+# Nor do most tests want a webhook dispatcher beside them, changing rows while they compare
+# the database before and after a request; the webhook tests start one (tests/webhooks).
+os.environ.setdefault("ROADMAP_WEBHOOK_DISPATCH", "false")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from service.models.keys import ApiKey
 from service.models.milestones import Milestone
 from service.models.programs import Program
 from service.models.roadmaps import ProgressReport, Roadmap, SeedLoad
+from service.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -23,4 +24,6 @@ __all__ = [
     "ProgressReport",
     "Roadmap",
     "SeedLoad",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -61,6 +61,14 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("GET", f"{API}/keys"): ADMIN,
     ("POST", f"{API}/keys"): ADMIN,
     ("DELETE", f"{API}/keys/{{name}}"): ADMIN,
+    ("GET", f"{API}/webhooks"): ADMIN,
+    ("POST", f"{API}/webhooks"): ADMIN,
+    ("GET", f"{API}/webhooks/{{webhook_id}}"): ADMIN,
+    ("PATCH", f"{API}/webhooks/{{webhook_id}}"): ADMIN,
+    ("DELETE", f"{API}/webhooks/{{webhook_id}}"): ADMIN,
+    ("POST", f"{API}/webhooks/{{webhook_id}}/rotate-secret"): ADMIN,
+    ("POST", f"{API}/webhooks/{{webhook_id}}/redeliver"): ADMIN,
+    ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): ADMIN,
 }
 
 BODIES = {
@@ -68,6 +76,9 @@ BODIES = {
     ("PATCH", f"{API}/programs/{{code}}"): {"summary": "access check"},
     ("POST", f"{API}/programs/{{code}}/transitions"): {"to_status": "draft"},
     ("POST", f"{API}/keys"): {"name": "access-check", "role": "viewer"},
+    ("POST", f"{API}/webhooks"): {"url": "https://access-check.example/"},
+    ("PATCH", f"{API}/webhooks/{{webhook_id}}"): {"description": "access check"},
+    ("POST", f"{API}/webhooks/{{webhook_id}}/redeliver"): {"event": "MSwx"},
     ("POST", f"{API}/programs/{{code}}/corrections"): {"event": 1, "reason": "access check"},
     ("POST", f"{API}/decisions"): {
         "code": "access-check",
@@ -105,7 +116,7 @@ async def call(
     client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> httpx.Response:
     url = path.replace("{code}", "transport").replace("{name}", "nobody")
-    url = url.replace("{milestone_id}", "1")
+    url = url.replace("{milestone_id}", "1").replace("{webhook_id}", "1")
     if "/roadmaps/" in path:
         url = path.replace("{code}", "union-state-2021-2023")
     if "/decisions/" in path:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.clock import today_utc
 from service.config import Settings
 from service.main import create_app
+from service.pagination import encode_cursor
 from service.models import Base
 from tests.support.builders import API, bearer, create_program
 from tests.support.hypothesis_profiles import examples
@@ -128,13 +129,18 @@ class Targets:
 
     program: str
     milestone: int
+    webhook: int
     roadmap: str = "union-state-2021-2023"
     key: str = "fuzz-key"
 
     def path_value(self, path: str, name: str) -> str:
         if name == "code":
             return self.roadmap if path.startswith(f"{API}/roadmaps") else self.program
-        return {"milestone_id": str(self.milestone), "name": self.key}[name]
+        return {
+            "milestone_id": str(self.milestone),
+            "name": self.key,
+            "webhook_id": str(self.webhook),
+        }[name]
 
 
 # What a read needs besides the parameter under test: timelines need a start, and known_at
@@ -186,6 +192,9 @@ def valid_body(op: Operation, world: "World", targets: Targets) -> dict[str, Any
             "statement": f"fuzz {n}",
         },
         ("POST", "/keys"): {"name": f"fuzz-{n}", "role": "viewer"},
+        ("POST", "/webhooks"): {"url": f"https://fuzz-{n}.example/hook"},
+        ("PATCH", "/webhooks/{webhook_id}"): {"description": f"fuzz {n}"},
+        ("POST", "/webhooks/{webhook_id}/redeliver"): {"event": encode_cursor(1, 1)},
         ("POST", "/programs/{code}/corrections"): {"event": 1, "reason": f"fuzz {n}"},
         ("POST", "/decisions"): {
             "code": f"fuzz-{n}",
@@ -328,8 +337,17 @@ async def targets(http: httpx.AsyncClient) -> Targets:
     program = await create_program(http, "fuzz-target")
     milestone = await http.post(f"{API}/programs/fuzz-target/milestones", json={"title": "m"})
     key = await http.post(f"{API}/keys", json={"name": "fuzz-key", "role": "viewer"})
-    assert milestone.status_code == key.status_code == 201, (milestone.text, key.text)
-    return Targets(program=program["code"], milestone=milestone.json()["milestone"]["id"])
+    webhook = await http.post(f"{API}/webhooks", json={"url": "https://fuzz.example/hook"})
+    assert milestone.status_code == key.status_code == webhook.status_code == 201, (
+        milestone.text,
+        key.text,
+        webhook.text,
+    )
+    return Targets(
+        program=program["code"],
+        milestone=milestone.json()["milestone"]["id"],
+        webhook=webhook.json()["id"],
+    )
 
 
 # --- bodies, paths, query values, headers -------------------------------------------------------
@@ -652,7 +670,7 @@ async def test_a_cors_preflight_is_allowed_or_refused_cleanly(
     headers = {"Origin": origin, "Access-Control-Request-Method": method}
     if requested:
         headers["Access-Control-Request-Headers"] = ", ".join(requested)
-    address = url_for(op, Targets(program="gas_market", milestone=1))
+    address = url_for(op, Targets(program="gas_market", milestone=1, webhook=1))
     response = await cors_http.options(address, headers=headers)
     content_type = response.headers.get("content-type", "")
     assert response.status_code < 500, shown(response)
