@@ -16,7 +16,9 @@ the digest over the heads of the exported chains: what GET /api/v1/audit/digest 
 source, and on the database the file is imported into.
 
 Left out on purpose: API keys (a secret, even hashed, stays where it was made: create new keys
-on the new database), idempotency keys (stored answers to the old server's clients), and events'
+on the new database), idempotency keys (stored answers to the old server's clients), webhook
+subscriptions and their delivery log (their secrets derive from the old server's key and their
+cursors are positions in the old feed: subscribe again on the new one), and events'
 `txid`, the writing transaction on the old database; imported events all get the importing
 transaction's, so the new database's feed lists them in id order and later writes after them.
 

@@ -137,6 +137,14 @@ async def get_webhook(session: AsyncSession, webhook_id: int, *, lock: bool = Fa
     return webhook
 
 
+def _take_back(webhook: Webhook) -> None:
+    """End the lease of whichever dispatcher holds the subscription: its next guarded update
+    fails and it stops, so it cannot carry on with what this change replaces (the cursor, the
+    URL, the secret); the next dispatcher to claim it starts from the row as it now is."""
+    webhook.lease_owner = None
+    webhook.lease_until = None
+
+
 def _resume(webhook: Webhook) -> None:
     """Deliver again at once, from where it stopped, with a clean failure count."""
     webhook.active = True
@@ -168,6 +176,7 @@ async def update_webhook(
     elif data.active is False:
         webhook.active = False
         webhook.failing = False
+    _take_back(webhook)
     webhook.updated_at = utc_now()
     await session.flush()
     return webhook
@@ -186,6 +195,7 @@ async def rotate_secret(
     _require_key(settings)
     webhook = await get_webhook(session, webhook_id, lock=True)
     webhook.secret_salt = new_salt()
+    _take_back(webhook)
     webhook.updated_at = utc_now()
     await session.flush()
     return webhook, secret_of(webhook, settings)
@@ -201,6 +211,7 @@ async def redeliver(session: AsyncSession, webhook_id: int, event_cursor: str) -
     # (txid, id - 1) comes right before (txid, id): the feed orders by the pair.
     webhook.cursor_txid, webhook.cursor_id = txid, event_id - 1
     _resume(webhook)
+    _take_back(webhook)
     webhook.updated_at = utc_now()
     await session.flush()
     return webhook
