@@ -33,7 +33,6 @@ from service.errors import Problem
 from service.log_config import logging_config
 from service.schema_setup import current_revision, head_revision, prepare_database
 from service.seed.loader import bundled_seed_files, load_seed_files
-from service.webhooks.dispatch import Dispatcher
 
 T = TypeVar("T")
 
@@ -389,6 +388,11 @@ def cmd_deliver(args: argparse.Namespace) -> None:
     settings = load_settings()
     require_existing_database(settings)
     logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
+
+    # Imported here, not at the top: it defines a Prometheus metric, and prometheus_client
+    # picks its value store (shared files or memory) when first imported, which must come
+    # after `serve` has set PROMETHEUS_MULTIPROC_DIR for its workers.
+    from service.webhooks.dispatch import Dispatcher
 
     async def deliver(engine: AsyncEngine) -> None:
         stopping = asyncio.Event()
