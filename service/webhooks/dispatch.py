@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.feed import encode_feed_cursor, feed_end, read_feed
@@ -49,6 +50,8 @@ IDLE_POLL_SECONDS = 1.0
 BATCH = 100
 MAX_CONCURRENT = 8  # subscriptions one dispatcher delivers at once
 PURGE_EVERY = timedelta(minutes=5)
+
+ANY_ACTIVE = select(Webhook.id).where(Webhook.active.is_(True)).limit(1)
 
 DELIVERIES = Counter(
     "roadmap_webhook_deliveries_total",
@@ -116,24 +119,27 @@ class Dispatcher:
         if len(self.delivering) >= MAX_CONCURRENT:
             return 0
         async with self.sessions() as session:
+            if await session.scalar(ANY_ACTIVE) is None:  # the usual idle tick: one lookup
+                return 0
+            end = await feed_end(session)
             due = list(
-                await session.execute(
-                    select(Webhook.id, Webhook.cursor_txid, Webhook.cursor_id)
+                await session.scalars(
+                    select(Webhook.id)
                     .where(
                         Webhook.active.is_(True),
                         (Webhook.next_attempt_at.is_(None)) | (Webhook.next_attempt_at <= now),
                         (Webhook.lease_until.is_(None)) | (Webhook.lease_until < now),
+                        # Only those with something to send: subscriptions that are caught up
+                        # must not crowd the others out of the limit.
+                        tuple_(Webhook.cursor_txid, Webhook.cursor_id) < tuple_(*end),
                     )
                     .order_by(Webhook.id)
                     .limit(MAX_CONCURRENT * 2)
                 )
             )
-            if not due:
-                return 0
-            end = await feed_end(session)
         started = 0
-        for webhook_id, txid, event_id in due:
-            if webhook_id in self.delivering or (txid, event_id) >= end:
+        for webhook_id in due:
+            if webhook_id in self.delivering:
                 continue
             if len(self.delivering) >= MAX_CONCURRENT or not await self._claim(webhook_id, now):
                 continue
@@ -271,8 +277,12 @@ class Dispatcher:
                 if give_up:
                     values |= {"active": False, "failing": True}
                     log.warning("webhook %s: failing since %s, paused", webhook.id, since)
-            changed = await session.execute(update(Webhook).where(*held).values(**values))
-            await session.commit()
+            try:
+                changed = await session.execute(update(Webhook).where(*held).values(**values))
+                await session.commit()
+            except IntegrityError:  # the subscription was deleted meanwhile: nothing to log
+                await session.rollback()
+                return False
         if outcome.delivered:
             webhook.failures, webhook.failing_since = 0, None
         return outcome.delivered and _changed_one(changed)
