@@ -10,6 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from service import health, metrics
+from service.audit.follower import FeedFollower
 from service.audit.router import router as events_router
 from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.autocommit_engine = autocommit_engine(engine)
         app.state.view_cache = ViewCache(max_bytes=settings.view_cache_mb * 2**20)
+        app.state.feed_follower = FeedFollower(app.state.sessionmaker)
         purger = asyncio.create_task(purge_idempotency_keys_periodically(app))
         stop_dispatch = asyncio.Event()
         dispatcher = (
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 stop_dispatch.set()
                 await dispatcher  # deliveries in flight end first (each is bounded)
+            await app.state.feed_follower.close()
             purger.cancel()
             # Wait for it to end before the engine goes: a purge cut mid-statement must not
             # be left holding a connection (or, on SQLite, a driver thread) past the dispose.
