@@ -39,6 +39,10 @@ class Release:
     appended: tuple[str, ...]
     # Progress reports it seeded wrongly, each corrected by an appended report.
     corrected_reports: int
+    # The columns its events gain.
+    gained: frozenset[str] = frozenset({"decision"})
+    # A route it did not have yet, to tell that the old release is what runs.
+    lacks: str = "/decisions"
 
 
 RELEASES = [
@@ -46,8 +50,10 @@ RELEASES = [
     # the act that set it, which arrives as one correcting event per milestone.
     # And it seeded the 28-programmes claim of 22 Jan 2024 as completions.
     Release("v0.2.0", "1752082", ("milestone_updated",) * 9, corrected_reports=1),
-    # The release before this one: decisions arrive as attributions, not as events.
+    # Decisions arrive as attributions, not as events.
     Release("v0.3.0", "8ce86b1", (), corrected_reports=0),
+    # The release before this one: webhooks are new tables, and the record is as it was.
+    Release("v0.4.0", "0694acf", (), corrected_reports=0, gained=frozenset(), lacks="/webhooks"),
 ]
 BUNDLED_REPORTS = 10  # the progress reports of service/seed/data
 SEEDED_DECISIONS = [
@@ -123,7 +129,7 @@ async def _made_and_written_by(release: Release, url: str, tmp_path: Path) -> di
         token = _run(old, url, "keys", "create", "--name", "old", "--role", "admin")
         headers = bearer(token.strip().splitlines()[-1])
         async with httpx.AsyncClient(base_url=f"{server.base_url}/api/v1", headers=headers) as api:
-            assert (await api.get("/decisions")).status_code == 404  # it is the old release
+            assert (await api.get(release.lacks)).status_code == 404  # it is the old release
             made = await api.post("/programs", json={"code": "old_release", "title": "Old release"})
             assert made.status_code == 201, made.text
             for status in ("coordinated", "ministerially_approved", "draft", "coordinated"):
@@ -222,7 +228,7 @@ async def test_a_database_of_an_earlier_release_upgrades_losing_nothing(
     after = await _events(empty_database)
     # Every event, every column it had, as it was; the column it gains is empty for each.
     assert _old_columns(after[: len(before)], before[0]) == before
-    assert set(after[0]) - set(before[0]) == {"decision"}
+    assert set(after[0]) - set(before[0]) == release.gained
     assert all(event["decision"] is None for event in after)
     appended = after[len(before) :]
     assert tuple(event["kind"] for event in appended) == release.appended, appended
