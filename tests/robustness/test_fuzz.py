@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.clock import today_utc
 from service.config import Settings
 from service.main import create_app
-from service.pagination import encode_cursor
 from service.models import Base
+from service.pagination import encode_cursor
 from tests.support.builders import API, bearer, create_program
 from tests.support.hypothesis_profiles import examples
 from tests.support.servers import LiveServer
