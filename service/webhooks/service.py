@@ -11,6 +11,7 @@ from service.clock import utc_now
 from service.config import Settings
 from service.errors import InvalidInput, NotFound, WebhookKeyUnset
 from service.filters import require_known
+from service.models.events import Event
 from service.models.programs import Program
 from service.models.webhooks import Webhook, WebhookDelivery
 from service.pagination import decode_cursor, encode_cursor
@@ -77,14 +78,17 @@ async def _check_filters(
             )
 
 
+def _bad_cursor(field: str, reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"{field}: {reason}", errors=[{"loc": ["body", field], "msg": reason, "type": "cursor"}]
+    )
+
+
 def _cursor(cursor: str, field: str) -> tuple[int, int]:
     try:
         return decode_feed_cursor(cursor)
     except InvalidInput as refused:
-        raise InvalidInput(
-            f"{field}: {refused.detail}",
-            errors=[{"loc": ["body", field], "msg": refused.detail, "type": "cursor"}],
-        ) from None
+        raise _bad_cursor(field, refused.detail) from None
 
 
 def _require_key(settings: Settings) -> None:
@@ -101,7 +105,11 @@ async def create_webhook(
     _require_key(settings)
     _check_url(data.url, settings)
     await _check_filters(session, data.programs, data.roadmap)
-    start = _cursor(data.after, "after") if data.after else await feed_end(session)
+    end = await feed_end(session)
+    start = _cursor(data.after, "after") if data.after else end
+    if start > end:
+        # A cursor from the future would skip, unseen, every event until the feed reached it.
+        raise _bad_cursor("after", "that cursor is past the end of the feed: it was not issued.")
     now = utc_now()
     webhook = Webhook(
         url=data.url,
@@ -205,8 +213,10 @@ async def redeliver(session: AsyncSession, webhook_id: int, event_cursor: str) -
     """Move the subscription back to just before the event at `event_cursor`: it and every
     matching event after it are delivered again, in order (at once, if it was paused)."""
     txid, event_id = _cursor(event_cursor, "event")
-    if event_id < 1:
-        raise InvalidInput("event: that cursor names no event.")
+    found = await session.scalar(select(Event.id).where(Event.id == event_id, Event.txid == txid))
+    if found is None:
+        # Moving the cursor anywhere else could skip events unseen.
+        raise _bad_cursor("event", "that cursor names no event (use an event_cursor from the log).")
     webhook = await get_webhook(session, webhook_id, lock=True)
     # (txid, id - 1) comes right before (txid, id): the feed orders by the pair.
     webhook.cursor_txid, webhook.cursor_id = txid, event_id - 1

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from service.models.webhooks import Webhook
+from service.pagination import encode_cursor
 from tests.support.builders import API, bearer, create_program
 
 PROBLEM = "application/problem+json"
@@ -85,6 +86,8 @@ async def test_after_replays_history_from_a_cursor(admin: httpx.AsyncClient) -> 
         ({"url": TARGET, "kinds": []}, "kinds"),
         ({"url": TARGET, "secret": "whsec_bXlvd24="}, "secret"),
         ({"url": TARGET, "after": "not-a-cursor"}, "after"),
+        # Well formed, but ahead of the feed: it would skip every event until the feed got there.
+        ({"url": TARGET, "after": encode_cursor(2**40, 2**40)}, "after"),
     ],
 )
 async def test_a_refused_subscription_writes_nothing(
@@ -184,6 +187,15 @@ async def test_redelivery_moves_the_cursor_back_to_just_before_the_event(
     assert redone.status_code == 202, redone.text
     again = await events_after(admin, redone.json()["cursor"])
     assert [event["program"] for event in again] == ["hook_redo"]
+    # A cursor that names no event could move the subscription past events unseen.
+    for never_issued in (encode_cursor(2**40, 2**40), encode_cursor(0, 0)):
+        refused = await admin.post(
+            f"{API}/webhooks/{created['id']}/redeliver", json={"event": never_issued}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["loc"] == ["body", "event"]
+    shown = (await admin.get(f"{API}/webhooks/{created['id']}")).json()
+    assert shown["cursor"] == redone.json()["cursor"]
 
 
 async def test_deliveries_and_removal(admin: httpx.AsyncClient) -> None:
