@@ -120,7 +120,7 @@ class _Snapshot(Collector):
         build.add_metric([_version()], 1)
         lag = GaugeMetricFamily(
             "roadmap_webhook_lag_events",
-            "Events in the feed after an active webhook subscription's cursor: not yet delivered "
+            "Events in the feed after a webhook subscription's cursor: not yet delivered "
             "(or not yet passed over, if its filters do not take them)",
             labels=["webhook"],
         )

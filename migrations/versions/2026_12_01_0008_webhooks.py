@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -23,7 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSONDocument = sa.JSON(none_as_null=True).with_variant(
-    sa.dialects.postgresql.JSONB(none_as_null=True), "postgresql"
+    postgresql.JSONB(none_as_null=True), "postgresql"
 )
 BigIntegerPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -2,8 +2,9 @@
 checked at every delivery (a name may come to point inside the network after the
 subscription was made), the request goes to the address that was checked (so a second lookup
 cannot swap it: DNS rebinding), TLS still verifies the certificate against the name, no
-redirect is followed, the whole exchange is bounded in time and the answer is read only up to
-a bound."""
+redirect is followed, no connection is reused (so each request's certificate is checked
+against its own name), the whole exchange is bounded in time and the answer is read only up to
+a bound. Any error is a failed attempt, logged and retried like a 5xx."""
 
 import asyncio
 import socket
@@ -15,6 +16,7 @@ import httpx
 from service.webhooks.targets import (
     Address,
     TargetRefused,
+    ascii_host,
     check_address,
     literal_address,
     parse_target,
@@ -42,6 +44,10 @@ def new_client() -> httpx.AsyncClient:
         timeout=httpx.Timeout(TIMEOUT_SECONDS),
         headers={"User-Agent": USER_AGENT},
         trust_env=False,  # no proxy from the environment: the checked address is the peer
+        # No connection is reused: the pool knows a connection by its address, not by the
+        # name its certificate was checked for, so a reused one would carry another name's
+        # requests without checking theirs.
+        limits=httpx.Limits(max_keepalive_connections=0),
     )
 
 
@@ -84,12 +90,17 @@ async def post_event(
             peer = addresses[0]
             netloc = f"[{peer}]" if peer.version == 6 else str(peer)
             pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
+            host = ascii_host(parts.hostname)
             async with client.stream(
                 "POST",
                 pinned,
                 content=body.encode(),
-                headers={**headers, "Host": parts.netloc, "Content-Type": "application/json"},
-                extensions={"sni_hostname": parts.hostname},
+                headers={
+                    **headers,
+                    "Host": host if parts.port is None else f"{host}:{parts.port}",
+                    "Content-Type": "application/json",
+                },
+                extensions={"sni_hostname": host},
             ) as response:
                 read = 0
                 async for chunk in response.aiter_raw():
@@ -105,5 +116,5 @@ async def post_event(
         return outcome(None, str(refused))
     except TimeoutError:
         return outcome(None, f"no answer within {TIMEOUT_SECONDS:g} s")
-    except (httpx.HTTPError, OSError) as error:
+    except Exception as error:  # whatever it is, the attempt failed: say so, and retry
         return outcome(None, f"{type(error).__name__}: {error}"[:500])

@@ -108,8 +108,11 @@ class Dispatcher:
         """Let deliveries in flight finish (each is bounded), then close the client."""
         if self.delivering:
             await asyncio.wait(list(self.delivering.values()), timeout=15)
-        for task in self.delivering.values():
+        left = list(self.delivering.values())
+        for task in left:
             task.cancel()
+        # Wait for the cancelled ones too: none may still use a session when the engine goes.
+        await asyncio.gather(*left, return_exceptions=True)
         await self.client.aclose()
 
     async def tick(self) -> int:
@@ -345,8 +348,9 @@ async def _programs_of(session: AsyncSession, roadmap: str | None) -> set[str] |
 
 
 async def lag_by_webhook(session: AsyncSession) -> Sequence[tuple[int, int]]:
-    """Events in the feed after each active subscription's cursor (matching or not): how far
-    behind its deliveries are."""
+    """Events in the feed after each subscription's cursor (matching or not): how far behind
+    its deliveries are; paused and failing ones included, as their lag is what an alert is
+    for."""
     behind = (
         select(func.count())
         .select_from(Event)
@@ -358,6 +362,6 @@ async def lag_by_webhook(session: AsyncSession) -> Sequence[tuple[int, int]]:
         .scalar_subquery()
     )
     rows = await session.execute(
-        select(Webhook.id, behind).where(Webhook.active.is_(True)).order_by(Webhook.id)
+        select(Webhook.id, behind).order_by(Webhook.id)
     )
     return [(webhook_id, int(count)) for webhook_id, count in rows]

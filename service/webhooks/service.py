@@ -3,7 +3,7 @@ dispatch.py's."""
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.feed import decode_feed_cursor, encode_feed_cursor, feed_end
@@ -146,11 +146,12 @@ async def get_webhook(session: AsyncSession, webhook_id: int, *, lock: bool = Fa
 
 
 def _take_back(webhook: Webhook) -> None:
-    """End the lease of whichever dispatcher holds the subscription: its next guarded update
-    fails and it stops, so it cannot carry on with what this change replaces (the cursor, the
-    URL, the secret); the next dispatcher to claim it starts from the row as it now is."""
+    """Take the subscription from whichever dispatcher holds it: its next guarded update fails
+    and it stops, so it cannot carry on with what this change replaces (the cursor, the URL,
+    the secret). The lease's end stays as a fence: no other dispatcher claims it before then,
+    while the old holder may still be sending one last event (at most 10 s), so two never send
+    to one subscription at once."""
     webhook.lease_owner = None
-    webhook.lease_until = None
 
 
 def _resume(webhook: Webhook) -> None:
@@ -174,9 +175,7 @@ async def update_webhook(
     changes: dict[str, Any] = {name: getattr(data, name) for name in given if name != "active"}
     if "kinds" in changes and changes["kinds"] is not None:
         changes["kinds"] = [kind.value for kind in changes["kinds"]]
-    await _check_filters(
-        session, changes.get("programs"), changes.get("roadmap") if "roadmap" in given else None
-    )
+    await _check_filters(session, changes.get("programs"), changes.get("roadmap"))
     for name, value in changes.items():
         setattr(webhook, name, value)
     if data.active is True:
@@ -192,8 +191,7 @@ async def update_webhook(
 
 async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:
     webhook = await get_webhook(session, webhook_id, lock=True)
-    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
-    await session.delete(webhook)
+    await session.delete(webhook)  # and its delivery log, by ON DELETE CASCADE
     await session.flush()
 
 
@@ -218,6 +216,9 @@ async def redeliver(session: AsyncSession, webhook_id: int, event_cursor: str) -
         # Moving the cursor anywhere else could skip events unseen.
         raise _bad_cursor("event", "that cursor names no event (use an event_cursor from the log).")
     webhook = await get_webhook(session, webhook_id, lock=True)
+    if (txid, event_id) > (webhook.cursor_txid, webhook.cursor_id):
+        # Not delivered yet: moving the cursor there would skip what comes before it unseen.
+        raise _bad_cursor("event", "that event has not been delivered yet; it will be in turn.")
     # (txid, id - 1) comes right before (txid, id): the feed orders by the pair.
     webhook.cursor_txid, webhook.cursor_id = txid, event_id - 1
     _resume(webhook)

@@ -470,6 +470,7 @@ async def test_a_dispatcher_that_lost_its_lease_stops_and_the_event_is_sent_agai
 
 
 async def test_a_change_made_while_a_dispatcher_holds_it_applies_from_the_next_event(
+    app: FastAPI,
     client: httpx.AsyncClient,
     admin: httpx.AsyncClient,
     receiver: Receiver,
@@ -494,8 +495,12 @@ async def test_a_change_made_while_a_dispatcher_holds_it_applies_from_the_next_e
     assert ids(receiver.to("/old")) == message_ids(events[:1])
     assert (await webhook(admin, hook["id"]))["cursor"] == hook["cursor"]
 
-    # …so the next claim sends everything from there with the new URL and the new secret.
+    # Nobody claims it before the old lease would have ended: the holder might still have
+    # been sending, and two must never send to one subscription at once.
     receiver.slow(0)
+    assert await dispatchers().tick() == 0
+    await set_webhook(app, hook["id"], lease_until=utc_now() - timedelta(seconds=1))
+    # …then the next claim sends everything from there with the new URL and the new secret.
     assert await drain(dispatcher) == 1
     got = receiver.to("/new")
     assert ids(got) == message_ids(events)

@@ -56,6 +56,14 @@ def test_a_subscription_is_given_up_on_after_the_span() -> None:
         "https://receiver.example:0/",
         "https://receiver.example:99999/",
         "https://[::1/",
+        # IPv4 addresses inside IPv6 ones: NAT64, 6to4, SIIT, the old compatible form.
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[64:ff9b:1::a00:1]/",
+        "https://[2002:a9fe:a9fe::1]/",
+        "https://[::127.0.0.1]/",
+        "https://[::ffff:0:7f00:1]/",
+        "https://a..example/",  # not a valid host name (IDNA)
+        "https://" + "a" * 64 + ".example/",
     ],
 )
 def test_only_https_to_public_addresses_by_default(url: str) -> None:
@@ -64,7 +72,14 @@ def test_only_https_to_public_addresses_by_default(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://receiver.example/hook", "https://8.8.8.8/", "https://[2001:4860::8888]/"]
+    "url",
+    [
+        "https://receiver.example/hook",
+        "https://8.8.8.8/",
+        "https://[2001:4860::8888]/",
+        "https://[64:ff9b::808:808]/",  # NAT64 to a public address
+        "https://bücher.example/",
+    ],
 )
 def test_public_https_targets_are_taken(url: str) -> None:
     assert parse_target(url, allow_private=False).scheme == "https"

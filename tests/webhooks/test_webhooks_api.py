@@ -176,11 +176,18 @@ async def test_rotating_the_secret_and_retries_that_do_not_replay_it(
 async def test_redelivery_moves_the_cursor_back_to_just_before_the_event(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    created = await subscribe(admin)
+    before = await admin.get(f"{API}/events", params={"limit": 500})
+    start = before.json()["next_cursor"]
     await create_program(client, "hook_redo", roadmap="union-state-2021-2023")
-    page = await admin.get(f"{API}/events", params={"after": created["cursor"]})
+    page = await admin.get(f"{API}/events", params={"after": start})
     # The event's own position is the cursor a feed page ending at it returns.
     event_cursor = page.json()["next_cursor"]
+    early = await subscribe(admin, after=start)  # has not had the event yet
+    too_soon = await admin.post(
+        f"{API}/webhooks/{early['id']}/redeliver", json={"event": event_cursor}
+    )
+    assert too_soon.status_code == 422, too_soon.text  # it would skip nothing, but say so
+    created = await subscribe(admin)  # starts after the event: as if it had been delivered
     redone = await admin.post(
         f"{API}/webhooks/{created['id']}/redeliver", json={"event": event_cursor}
     )
