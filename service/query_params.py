@@ -60,6 +60,10 @@ async def refuse_unexpected_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
+    if not route.include_in_schema:
+        # Pages for people (the board): a shared link carries whatever its sharer's tools
+        # added (utm_source, fbclid…), and a page must still open.
+        return
     problems = unexpected_query(request.query_params.multi_items(), accepted_query_names(route))
     if problems:
         raise InvalidInput(

@@ -73,18 +73,28 @@ class FeedFollower:
     def listeners(self) -> int:
         return len(self._listeners)
 
+    async def prime(self) -> None:
+        """Know the head, reading the feed's end if nobody follows it yet: a stream's route
+        calls it first, so that a database it cannot read is a 503 before the stream's 200."""
+        async with self._starting:
+            await self._read_head()
+
+    async def _read_head(self) -> Position:
+        if self._head is None:
+            async with page_session(self._sessions) as session:
+                self._head = await feed_end(session)
+        return self._head
+
     async def join(self) -> tuple[Listener, Position]:
         """A new listener, and the position after which the queue gives it every event."""
         async with self._starting:
-            if self._head is None:
-                async with page_session(self._sessions) as session:
-                    self._head = await feed_end(session)
+            head = await self._read_head()
             # From here to the end, no await: the head read is the one the listener starts at.
             listener = Listener()
             self._listeners.add(listener)
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._follow())
-            return listener, self._head
+            return listener, head
 
     def leave(self, listener: Listener) -> None:
         self._listeners.discard(listener)

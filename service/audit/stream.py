@@ -99,6 +99,7 @@ async def stream_events(
     follower: FeedFollower = request.app.state.feed_follower
     cursor = last_event_id or after
     position = decode_feed_cursor(cursor) if cursor is not None else None
+    await follower.prime()
     # sse-starlette sets `stopping` when the server begins to shut down, then gives the feed
     # the grace period to end on its own before cancelling it (which would cut the response).
     stopping = anyio.Event()

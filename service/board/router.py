@@ -8,10 +8,11 @@ from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from service.audit.feed import feed_end
 from service.board import labels
 from service.board.chart import cumulative_flow
 from service.board.labels import Language, choose_language
@@ -27,8 +28,8 @@ router = APIRouter(include_in_schema=False)
 
 templates = Jinja2Templates(directory=str(files("service.board") / "templates"))
 
-# Nothing but this host: no CDN, no web font, no inline script (the data the script needs is
-# in data- attributes). Inline styles only for the chart's colours.
+# Nothing but this host: no CDN, no web font, no inline script or style (the data the script
+# needs is in data- attributes; the chart's colours are the stylesheet's).
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -37,6 +38,7 @@ CONTENT_SECURITY_POLICY = (
 Choice = Annotated[Text | None, Query(max_length=200)]
 LanguageQuery = Annotated[Text | None, Query(alias="lang", max_length=10)]
 AcceptLanguage = Annotated[Text | None, Header(max_length=1000)]
+ProgramCodePath = Annotated[Text, Path(max_length=64)]
 
 
 def _optional(value: str | None) -> str | None:
@@ -124,7 +126,13 @@ async def _closed_or_etag(request: Request, language: Language) -> HTMLResponse 
             )
         return _page(request, "closed.html", language, {}, status=403)
     fingerprint = await data_fingerprint(request)
-    etag = weak_etag(f"board|{request.url.path}?{request.url.query}|{language}|{fingerprint}")
+    # The feed's settled end too: a page names it as the cursor its live stream starts after,
+    # and the data can stand still while the feed's end moves (on PostgreSQL an event
+    # committed beside a longer transaction settles later). Without it a page would reload on
+    # that event, get a 304 and the same old cursor, and reload again.
+    async with open_session(request) as session:
+        end = await feed_end(session)
+    etag = weak_etag(f"board|{request.url.path}?{request.url.query}|{language}|{fingerprint}|{end}")
     check_not_modified(request, etag)
     return etag
 
@@ -183,7 +191,7 @@ async def board_page(
 @router.get("/board/programs/{code}", response_class=HTMLResponse)
 async def board_program_page(
     request: Request,
-    code: str,
+    code: ProgramCodePath,
     lang: LanguageQuery = None,
     accept_language: AcceptLanguage = None,
 ) -> HTMLResponse:
@@ -201,7 +209,11 @@ async def board_program_page(
         request,
         "program.html",
         language,
-        {"page": page, "live_text": labels.TEXT["live_off"][language]},
+        {
+            "page": page,
+            "live_text": labels.TEXT["live_off"][language],
+            "follows_program": page.programme.code,  # reloads for its own events only
+        },
         stream_after=page.feed_cursor,
         data_href=f"/api/v1/programs/{quote(code)}/history",
     )

@@ -26,6 +26,7 @@ from service.stats.service import MAX_POINTS, timeline, zero_counts
 # More than the board will ever hold (28 programmes per roadmap), few enough to bound a page.
 MAX_PROGRAMMES = 10_000
 MAX_HISTORY = 10_000
+CHART_YEARS = 20  # of quarters, at most: the chart stays legible and cheap
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class Filters:
 
 
 @dataclass(frozen=True)
-class RoadmapOption:
+class Titled:
+    """Something shown by its title in the page's language: a roadmap, a decision."""
+
     code: str
     title: str
     title_ru: str | None
@@ -47,17 +50,10 @@ class RoadmapOption:
 class Board:
     programmes: list[ProgramRead]
     counts: dict[str, int]
-    roadmaps: list[RoadmapOption]
+    roadmaps: list[Titled]
     sectors: list[str]
     chart_points: list[tuple[date, dict[str, int]]]
     feed_cursor: str
-
-
-@dataclass(frozen=True)
-class DecisionTitle:
-    code: str
-    title: str
-    title_ru: str | None
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,7 @@ class ProgramPage:
     programme: ProgramRead
     history: list[EventRead]
     milestones: list[MilestoneRead]
-    decisions: dict[str, DecisionTitle]
+    decisions: dict[str, Titled]
     feed_cursor: str
 
 
@@ -85,7 +81,7 @@ async def board(session: AsyncSession, filters: Filters, today: date) -> Board:
     for programme in programmes:
         counts[programme.status.value] += 1
     roadmaps = [
-        RoadmapOption(*row)
+        Titled(*row)
         for row in await session.execute(
             select(Roadmap.code, Roadmap.title, Roadmap.title_ru).order_by(Roadmap.code)
         )
@@ -103,7 +99,10 @@ async def board(session: AsyncSession, filters: Filters, today: date) -> Board:
         counts=counts,
         roadmaps=roadmaps,
         sectors=[sector for sector in sectors if sector is not None],
-        chart_points=await _chart_points(session, filters.roadmap, filters.as_of or today),
+        # Never past today: a date in the future would only repeat today's counts.
+        chart_points=await _chart_points(
+            session, filters.roadmap, min(filters.as_of or today, today)
+        ),
         feed_cursor=encode_feed_cursor(await feed_end(session)),
     )
 
@@ -120,6 +119,7 @@ async def _chart_points(
     start = await session.scalar(first)
     if start is None or start > end:
         return []
+    start = max(start, date(end.year - CHART_YEARS, 1, 1))
     points = interval_ends(start, end, Interval.QUARTER, at_most=MAX_POINTS)[:MAX_POINTS]
     counts = await timeline(session, points, roadmap=roadmap, known_at=None)
     return [(day, counts[day]) for day in points]
@@ -135,7 +135,7 @@ async def program_page(session: AsyncSession, code: str) -> ProgramPage:
     ]
     codes = {event.decision for event in history if event.decision is not None}
     decisions = {
-        code: DecisionTitle(code, title, title_ru)
+        code: Titled(code, title, title_ru)
         for code, title, title_ru in (
             await session.execute(
                 select(Decision.code, Decision.title, Decision.title_ru).where(

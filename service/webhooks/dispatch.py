@@ -361,7 +361,5 @@ async def lag_by_webhook(session: AsyncSession) -> Sequence[tuple[int, int]]:
         .correlate(Webhook)
         .scalar_subquery()
     )
-    rows = await session.execute(
-        select(Webhook.id, behind).order_by(Webhook.id)
-    )
+    rows = await session.execute(select(Webhook.id, behind).order_by(Webhook.id))
     return [(webhook_id, int(count)) for webhook_id, count in rows]

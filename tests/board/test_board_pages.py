@@ -347,3 +347,32 @@ def test_the_chart_stacks_bands_from_the_baseline_to_the_total() -> None:
     assert [tick.label for tick in chart.x_ticks] == ["2021", "2024"]
     assert cumulative_flow([]) is None
     assert cumulative_flow([(date(2021, 1, 1), {"draft": 0})]) is None
+
+
+async def test_a_shared_link_opens_whatever_its_sharer_added(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    for path in ("/?utm_source=newsletter&fbclid=x", "/board/programs/gas_market?ref=mail"):
+        response = await anonymous.get(path, headers=HTML)
+        assert response.status_code == 200, (path, response.text[:300])
+    odd = await anonymous.get("/board/programs/%00", headers=HTML)
+    assert odd.status_code == 422  # not a code: refused, not a 500
+
+
+async def test_a_future_date_charts_up_to_today_only(anonymous: httpx.AsyncClient) -> None:
+    page = await board(anonymous, as_of="9999-12-31")
+    days = [
+        date.fromisoformat(day)
+        for day in re.findall(r'<th scope="row"><time datetime="([\d-]+)"', page)
+    ]
+    assert days
+    assert max(days) <= date.today()
+    assert counts(page) == counts(await board(anonymous))
+
+
+async def test_a_programme_page_follows_its_own_events_only(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    page = (await anonymous.get("/board/programs/gas_market", headers=HTML)).text
+    assert 'data-program="gas_market"' in re.search(r"<body[^>]*>", page).group(0)  # type: ignore[union-attr]
+    assert "data-program=" not in re.search(r"<body[^>]*>", await board(anonymous)).group(0)  # type: ignore[union-attr]

@@ -4,6 +4,8 @@
   "use strict";
   var body = document.body;
   var stream = body.getAttribute("data-stream");
+  // A programme's page changes only with that programme's events.
+  var program = body.getAttribute("data-program");
   var status = document.getElementById("live");
   if (!stream || !window.EventSource) {
     return;
@@ -31,7 +33,18 @@
       // The browser reconnects by itself (sending Last-Event-ID); say so meanwhile.
       say(body.getAttribute("data-live-off"));
     };
-    source.onmessage = reloadSoon;
+    source.onmessage = function (message) {
+      if (program !== null) {
+        try {
+          if (JSON.parse(message.data).program !== program) {
+            return;
+          }
+        } catch (error) {
+          // Not an event as the feed has them: reload, to be safe.
+        }
+      }
+      reloadSoon();
+    };
   }
 
   // A page kept in the back/forward cache must not keep its stream open: browsers allow six
