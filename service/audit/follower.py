@@ -20,14 +20,13 @@ with Last-Event-ID from where it stopped.
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.feed import encode_feed_cursor, feed_end, read_feed
-from service.audit.service import EventRow, event_read
+from service.audit.service import EventRow, event_json
 from service.db import page_session
 
 log = logging.getLogger("roadmap.stream")
@@ -48,9 +47,7 @@ class FeedMessage:
 
 def message_of(row: EventRow) -> FeedMessage:
     position = (row.event.txid, row.event.id)
-    return FeedMessage(
-        position, encode_feed_cursor(position), json.dumps(event_read(*row).model_dump(mode="json"))
-    )
+    return FeedMessage(position, encode_feed_cursor(position), event_json(row))
 
 
 @dataclass(eq=False)

@@ -103,6 +103,12 @@ def event_read(event: Event, program_code: str, attributed_to: str | None = None
     )
 
 
+def event_json(row: EventRow) -> str:
+    """An event as JSON, as GET /events shows it: the one encoding live streams and webhooks
+    send."""
+    return event_read(*row).model_dump_json()
+
+
 def events_with_codes() -> Select[Event, str, str | None]:
     """Events as EventRow reads them. An outer join to the attributions, not a subquery per
     event: the table is small, so PostgreSQL would scan it once per event."""

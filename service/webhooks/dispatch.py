@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.feed import encode_feed_cursor, feed_end, read_feed
-from service.audit.service import EventRow, event_read
+from service.audit.service import EventRow, event_json
 from service.clock import utc_now
 from service.config import Settings
 from service.models.events import Event
@@ -163,6 +163,8 @@ class Dispatcher:
                     Webhook.id == webhook_id,
                     Webhook.active.is_(True),
                     (Webhook.lease_until.is_(None)) | (Webhook.lease_until < now),
+                    # Again here: another dispatcher may have failed an attempt meanwhile.
+                    (Webhook.next_attempt_at.is_(None)) | (Webhook.next_attempt_at <= now),
                 )
                 .values(lease_owner=self.name, lease_until=now + LEASE)
             )
@@ -206,7 +208,7 @@ class Dispatcher:
         event = row.event
         message = message_id(event.id)
         sent_at = utc_now()
-        body = event_read(*row).model_dump_json()
+        body = event_json(row)
         headers = {
             "webhook-id": message,
             "webhook-timestamp": str(int(sent_at.timestamp())),
