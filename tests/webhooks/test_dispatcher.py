@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import WebhookVerificationError
@@ -618,3 +619,20 @@ async def test_a_subscription_deleted_while_held_gets_nothing_more(
     assert await drain(dispatcher) == 0
     assert len(receiver.received) == 1
     assert (await admin.get(f"{API}/webhooks/{hook['id']}")).status_code == 404
+
+
+async def test_production_without_a_key_of_its_own_delivers_nothing_until_it_has_one(
+    client: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
+    receiver: Receiver,
+    dispatchers: DispatcherFactory,
+) -> None:
+    hook = await subscribe(admin, receiver.url())
+    await programme(client, "wh-unkeyed", steps=1)
+    assert await dispatchers(env="production").tick() == 0  # the development key: no signing
+    assert receiver.received == []
+    keyed = dispatchers(env="production", webhook_secret_key=SecretStr("x" * 40))
+    assert await drain(keyed) == 1
+    assert [request.webhook_id for request in receiver.received] == [
+        f"evt_{event['id']}" for event in await feed_after(client, hook["cursor"])
+    ]
