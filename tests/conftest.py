@@ -128,6 +128,16 @@ async def client(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[h
 
 
 @pytest.fixture
+async def admin(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that holds an admin key: keys and webhooks."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=bearer(api_tokens["admin"])
+    ) as http:
+        yield http
+
+
+@pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

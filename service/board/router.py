@@ -3,6 +3,7 @@ query. Reads only, through the same services as the API (board.service); no requ
 for any other host (the stylesheet and the script are the package's own, and the policy below
 forbids anything else)."""
 
+from dataclasses import dataclass
 from datetime import date
 from importlib.resources import files
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from service.audit.feed import feed_end
+from service.audit.feed import encode_feed_cursor, feed_end
 from service.board import labels
 from service.board.chart import cumulative_flow
 from service.board.labels import Language, choose_language
@@ -114,9 +115,18 @@ def _refused(request: Request, language: Language, problem: Problem) -> HTMLResp
     return _page(request, "error.html", language, {"problem": problem}, status=problem.status)
 
 
-async def _closed_or_etag(request: Request, language: Language) -> HTMLResponse | str:
-    """The closed page when reads need a key, else the page's ETag (answering 304 when the
-    client has it). A board is read by people, not by clients holding a key, so with
+@dataclass(frozen=True)
+class Validated:
+    etag: str
+    # The feed's settled end, which the page's live stream starts after. Read before the
+    # page's data: an event recorded in between reloads the page once more, rather than
+    # being missed.
+    feed_cursor: str
+
+
+async def _closed_or_validated(request: Request, language: Language) -> HTMLResponse | Validated:
+    """The closed page when reads need a key, else the page's validator (answering 304 when
+    the client has it). A board is read by people, not by clients holding a key, so with
     ROADMAP_REQUIRE_AUTH_FOR_READS it asks for nothing and shows nothing."""
     if request.app.state.settings.require_auth_for_reads:
         if not _wants_html(request):
@@ -134,7 +144,7 @@ async def _closed_or_etag(request: Request, language: Language) -> HTMLResponse 
         end = await feed_end(session)
     etag = weak_etag(f"board|{request.url.path}?{request.url.query}|{language}|{fingerprint}|{end}")
     check_not_modified(request, etag)
-    return etag
+    return Validated(etag, encode_feed_cursor(end))
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -150,9 +160,9 @@ async def board_page(
 ) -> HTMLResponse:
     """The programmes grouped by status, with counts, filters, an as-of date and a chart."""
     language = choose_language(lang, accept_language)
-    etag = await _closed_or_etag(request, language)
-    if isinstance(etag, HTMLResponse):
-        return etag
+    validated = await _closed_or_validated(request, language)
+    if isinstance(validated, HTMLResponse):
+        return validated
     try:
         filters = _filters(roadmap, status, sector, as_of)
         async with open_session(request) as session:
@@ -180,11 +190,11 @@ async def board_page(
             ],
         },
         # A past date does not change when something new is recorded.
-        stream_after=shown.feed_cursor if filters.as_of is None else None,
+        stream_after=validated.feed_cursor if filters.as_of is None else None,
         data_href="/api/v1/programs?"
         + urlencode({"limit": 200, **{k: v for k, v in data.items() if v}}),
     )
-    response.headers["ETag"] = etag
+    response.headers["ETag"] = validated.etag
     return response
 
 
@@ -197,9 +207,9 @@ async def board_program_page(
 ) -> HTMLResponse:
     """One programme: its history as a timeline, its milestones and its sources."""
     language = choose_language(lang, accept_language)
-    etag = await _closed_or_etag(request, language)
-    if isinstance(etag, HTMLResponse):
-        return etag
+    validated = await _closed_or_validated(request, language)
+    if isinstance(validated, HTMLResponse):
+        return validated
     try:
         async with open_session(request) as session:
             page = await program_page(session, code)
@@ -214,8 +224,8 @@ async def board_program_page(
             "live_text": labels.TEXT["live_off"][language],
             "follows_program": page.programme.code,  # reloads for its own events only
         },
-        stream_after=page.feed_cursor,
+        stream_after=validated.feed_cursor,
         data_href=f"/api/v1/programs/{quote(code)}/history",
     )
-    response.headers["ETag"] = etag
+    response.headers["ETag"] = validated.etag
     return response

@@ -8,7 +8,6 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.feed import encode_feed_cursor, feed_end
 from service.audit.schemas import EventRead
 from service.audit.service import event_read, program_history
 from service.milestones.schemas import MilestoneRead
@@ -53,7 +52,6 @@ class Board:
     roadmaps: list[Titled]
     sectors: list[str]
     chart_points: list[tuple[date, dict[str, int]]]
-    feed_cursor: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,6 @@ class ProgramPage:
     history: list[EventRead]
     milestones: list[MilestoneRead]
     decisions: dict[str, Titled]
-    feed_cursor: str
 
 
 async def board(session: AsyncSession, filters: Filters, today: date) -> Board:
@@ -103,7 +100,6 @@ async def board(session: AsyncSession, filters: Filters, today: date) -> Board:
         chart_points=await _chart_points(
             session, filters.roadmap, min(filters.as_of or today, today)
         ),
-        feed_cursor=encode_feed_cursor(await feed_end(session)),
     )
 
 
@@ -151,7 +147,6 @@ async def program_page(session: AsyncSession, code: str) -> ProgramPage:
         history=history,
         milestones=await list_milestones(session, code),
         decisions=decisions,
-        feed_cursor=encode_feed_cursor(await feed_end(session)),
     )
 
 

@@ -62,3 +62,16 @@ async def history(client: httpx.AsyncClient, code: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+async def feed_after(http: httpx.AsyncClient, cursor: str) -> list[dict[str, Any]]:
+    """Every event of the feed after `cursor`, in feed order."""
+    events: list[dict[str, Any]] = []
+    while True:
+        response = await http.get(f"{API}/events", params={"after": cursor, "limit": 500})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        if not page["items"]:
+            return events
+        events += page["items"]
+        cursor = page["next_cursor"]

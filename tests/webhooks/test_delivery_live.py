@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from service.rules.workflow import Status
-from tests.support.builders import API, bearer, path_to
+from tests.support.builders import API, bearer, feed_after, path_to
 from tests.support.receiver import Received, Receiver
 from tests.support.servers import LiveServer, start_server
 
@@ -147,18 +147,6 @@ async def subscribe(admin: httpx.AsyncClient, url: str, **fields: Any) -> dict[s
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def feed_after(http: httpx.AsyncClient, cursor: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    while True:
-        response = await http.get(f"{API}/events", params={"after": cursor, "limit": 500})
-        assert response.status_code == 200, response.text
-        page = response.json()
-        if not page["items"]:
-            return events
-        events += page["items"]
-        cursor = page["next_cursor"]
 
 
 async def delivery_log(admin: httpx.AsyncClient, webhook_id: int) -> list[dict[str, Any]]:

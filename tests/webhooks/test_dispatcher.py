@@ -7,7 +7,7 @@ delivery log; the database is touched only to stand in for time passing or anoth
 dispatcher dying (a lease, a retry time)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from service.config import Settings
 from service.models.webhooks import Webhook
 from service.rules.workflow import Status
 from service.webhooks.dispatch import Dispatcher
-from tests.support.builders import API, bearer, create_program, path_to, transition
+from tests.support.builders import API, create_program, feed_after, path_to, transition
 from tests.support.receiver import Received, Receiver
 
 PROBLEM = "application/problem+json"
@@ -46,15 +46,6 @@ def settings(database_url: str) -> Settings:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
         yield running
-
-
-@pytest.fixture
-async def admin(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(api_tokens["admin"])
-    ) as http:
-        yield http
 
 
 DispatcherFactory = Callable[..., Dispatcher]
@@ -108,19 +99,6 @@ async def deliveries(admin: httpx.AsyncClient, webhook_id: int) -> list[dict[str
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items[::-1]
-
-
-async def feed_after(client: httpx.AsyncClient, cursor: str) -> list[dict[str, Any]]:
-    """Every event of the feed after `cursor`, in feed order."""
-    events: list[dict[str, Any]] = []
-    while True:
-        response = await client.get(f"{API}/events", params={"after": cursor, "limit": 500})
-        assert response.status_code == 200, response.text
-        page = response.json()
-        if not page["items"]:
-            return events
-        events += page["items"]
-        cursor = page["next_cursor"]
 
 
 async def programme(client: httpx.AsyncClient, code: str, steps: int = 2, **fields: Any) -> None:

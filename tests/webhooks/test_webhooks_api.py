@@ -2,7 +2,6 @@
 resumed, re-keyed, replayed and removed; and what is refused, writing nothing. Delivery itself
 is tested in test_dispatcher.py and, against real servers, test_delivery_live.py."""
 
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -13,19 +12,10 @@ from sqlalchemy import update
 
 from service.models.webhooks import Webhook
 from service.pagination import encode_cursor
-from tests.support.builders import API, bearer, create_program
+from tests.support.builders import API, create_program, feed_after
 
 PROBLEM = "application/problem+json"
 TARGET = "https://receiver.example/hooks/roadmap"
-
-
-@pytest.fixture
-async def admin(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(api_tokens["admin"])
-    ) as http:
-        yield http
 
 
 async def subscribe(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
@@ -33,13 +23,6 @@ async def subscribe(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def events_after(admin: httpx.AsyncClient, cursor: str) -> list[dict[str, Any]]:
-    response = await admin.get(f"{API}/events", params={"after": cursor, "limit": 500})
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def test_a_subscription_starts_at_the_end_of_the_feed_and_shows_its_secret_once(
@@ -52,9 +35,9 @@ async def test_a_subscription_starts_at_the_end_of_the_feed_and_shows_its_secret
     assert response.headers["Cache-Control"] == "no-store"
     assert created["secret"].startswith("whsec_")
     assert created["state"] == "active"
-    assert await events_after(admin, created["cursor"]) == []  # nothing old is delivered
+    assert await feed_after(admin, created["cursor"]) == []  # nothing old is delivered
     await create_program(client, "hook_new", roadmap="union-state-2021-2023")
-    assert [e["program"] for e in await events_after(admin, created["cursor"])] == ["hook_new"]
+    assert [e["program"] for e in await feed_after(admin, created["cursor"])] == ["hook_new"]
 
     shown = (await admin.get(f"{API}/webhooks/{created['id']}")).json()
     listed = (await admin.get(f"{API}/webhooks")).json()["items"]
@@ -70,7 +53,7 @@ async def test_after_replays_history_from_a_cursor(admin: httpx.AsyncClient) -> 
     created = await subscribe(admin, after=cursor)
     assert created["cursor"] == cursor
     feed = (await admin.get(f"{API}/events", params={"limit": 500})).json()["items"]
-    assert await events_after(admin, created["cursor"]) == feed[5:]
+    assert await feed_after(admin, created["cursor"]) == feed[5:]
 
 
 @pytest.mark.parametrize(
@@ -192,7 +175,7 @@ async def test_redelivery_moves_the_cursor_back_to_just_before_the_event(
         f"{API}/webhooks/{created['id']}/redeliver", json={"event": event_cursor}
     )
     assert redone.status_code == 202, redone.text
-    again = await events_after(admin, redone.json()["cursor"])
+    again = await feed_after(admin, redone.json()["cursor"])
     assert [event["program"] for event in again] == ["hook_redo"]
     # A cursor that names no event could move the subscription past events unseen.
     for never_issued in (encode_cursor(2**40, 2**40), encode_cursor(0, 0)):
