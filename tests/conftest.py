@@ -117,30 +117,29 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
+def in_process(app: FastAPI, headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+    """A client of the app in this process; errors come back as answers, as a server's would."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers)
+
+
 @pytest.fixture
 async def client(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client that holds an editor key, as most tests act as an editor."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(api_tokens["editor"])
-    ) as http:
+    async with in_process(app, bearer(api_tokens["editor"])) as http:
         yield http
 
 
 @pytest.fixture
 async def admin(app: FastAPI, api_tokens: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client that holds an admin key: keys and webhooks."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=bearer(api_tokens["admin"])
-    ) as http:
+    async with in_process(app, bearer(api_tokens["admin"])) as http:
         yield http
 
 
 @pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with in_process(app) as http:
         yield http
 
 
