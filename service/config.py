@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     view_cache_mb: int = Field(
         default=16, ge=0, le=1024, description="Per-worker cache of rendered reads; 0: off"
     )
+    stream_buffer_events: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Events a live stream may fall behind before it is cut off (it resumes "
+        "with Last-Event-ID)",
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="Allow http and private, loopback and link-local webhook targets",

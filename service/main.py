@@ -56,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.autocommit_engine = autocommit_engine(engine)
         app.state.view_cache = ViewCache(max_bytes=settings.view_cache_mb * 2**20)
-        app.state.feed_follower = FeedFollower(app.state.sessionmaker)
+        app.state.feed_follower = FeedFollower(
+            app.state.sessionmaker, buffer_events=settings.stream_buffer_events
+        )
         purger = asyncio.create_task(purge_idempotency_keys_periodically(app))
         stop_dispatch = asyncio.Event()
         dispatcher = (

@@ -13,7 +13,7 @@ before it is read from the database by the stream itself (stream.py); everything
 arrives through the queue. Joining and fanning out happen without an await between reading
 the head and adding the queue, so no event falls between the two.
 
-A stream that falls more than QUEUE_EVENTS behind is dropped from the fan-out rather than
+A stream that falls more than `buffer_events` (ROADMAP_STREAM_BUFFER_EVENTS) behind is dropped from the fan-out rather than
 holding memory or the follower back: it sends what it has, then ends, and the client resumes
 with Last-Event-ID from where it stopped.
 """
@@ -21,7 +21,7 @@ with Last-Event-ID from where it stopped.
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,7 +33,7 @@ log = logging.getLogger("roadmap.stream")
 
 POLL_SECONDS = 0.3
 PAGE = 200
-QUEUE_EVENTS = 1000
+QUEUE_EVENTS = 1000  # the default of ROADMAP_STREAM_BUFFER_EVENTS
 
 Position = tuple[int, int]
 
@@ -52,15 +52,18 @@ def message_of(row: EventRow) -> FeedMessage:
 
 @dataclass(eq=False)
 class Listener:
-    queue: asyncio.Queue[FeedMessage] = field(default_factory=lambda: asyncio.Queue(QUEUE_EVENTS))
+    queue: asyncio.Queue[FeedMessage]
     # Set when the queue overflowed: the listener gets nothing more and its stream ends once
     # it has sent what is queued.
     dropped: bool = False
 
 
 class FeedFollower:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, buffer_events: int = QUEUE_EVENTS
+    ) -> None:
         self._sessions = sessions
+        self._buffer_events = buffer_events
         self._listeners: set[Listener] = set()
         self._head: Position | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,7 +90,7 @@ class FeedFollower:
         async with self._starting:
             head = await self._read_head()
             # From here to the end, no await: the head read is the one the listener starts at.
-            listener = Listener()
+            listener = Listener(asyncio.Queue(self._buffer_events))
             self._listeners.add(listener)
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._follow())

@@ -16,6 +16,7 @@ from sqlalchemy import event
 
 from service.audit import follower as follower_module
 from service.audit.feed import decode_feed_cursor
+from service.audit.follower import FeedFollower
 from service.audit.stream import follow_feed
 from tests.support.builders import API, create_program, transition
 
@@ -152,24 +153,22 @@ async def test_the_database_is_polled_once_however_many_streams_are_open(
 
 
 async def test_a_stream_too_far_behind_is_cut_off_and_resumes_without_a_gap(
-    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    monkeypatch.setattr(follower_module, "QUEUE_EVENTS", 4)
+    follower = FeedFollower(app.state.sessionmaker, buffer_events=4)
     start = await feed_cursor_now(client)
     stopping = anyio.Event()
-    slow = follow_feed(
-        app.state.sessionmaker, app.state.feed_follower, decode_feed_cursor(start), stopping
-    )
+    slow = follow_feed(app.state.sessionmaker, follower, decode_feed_cursor(start), stopping)
     await anext(slow)  # the retry: field
 
     async def next_message() -> Any:
         return await anext(slow)
 
     first = asyncio.create_task(next_message())  # joins the follower, waits for an event
-    await until(lambda: app.state.feed_follower.listeners == 1)
+    await until(lambda: follower.listeners == 1)
     await write_events(client, "flood", 6)  # 12 events: far more than the slow queue holds
     expected = await feed_ids_after(client, start)
-    await until(lambda: app.state.feed_follower.listeners == 0)  # dropped from the fan-out
+    await until(lambda: follower.listeners == 0)  # dropped from the fan-out
     received = [await first]
     async for message in slow:  # what was queued, then the end of the stream
         received.append(message)
@@ -179,3 +178,4 @@ async def test_a_stream_too_far_behind_is_cut_off_and_resumes_without_a_gap(
     resumed = Stream(app, received[-1]["id"])  # Last-Event-ID
     await until(lambda: got + resumed.ids == expected)
     await resumed.close()
+    await follower.close()
