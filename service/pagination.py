@@ -24,6 +24,9 @@ MAX_KEY = 2**63 - 1
 MAX_INTEGER_KEY = 2**31 - 1
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+# The feed (GET /events) takes larger pages: a consumer catching up reads the whole history.
+MAX_FEED_LIMIT = 1000
+FeedLimitQuery = Annotated[int, Query(ge=1, le=MAX_FEED_LIMIT, description="Page size")]
 
 
 def encode_cursor(*key: int) -> str:

@@ -19,7 +19,9 @@ write transaction, so ids are already in commit order; txid is 0 there and the f
 needed.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +36,7 @@ from service.models.roadmaps import Roadmap
 from service.pagination import decode_cursor, encode_cursor
 
 START = (0, 0)
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 def decode_feed_cursor(cursor: str | None) -> tuple[int, int]:
@@ -74,61 +77,76 @@ def settled_filter(session: AsyncSession) -> ColumnElement[bool] | None:
     return Event.txid < _HORIZON
 
 
-async def read_feed(
+@dataclass(frozen=True)
+class FeedFilters:
+    """What a reader of the feed may narrow it to. The filters only leave events out:
+    positions, and so cursors, are the feed's, so a filtered reader resumes with `after` like
+    any other. `as_of` keeps the events effective by the end of that day, `known_at` those
+    recorded by that moment (UTC)."""
+
+    program: str | None = None
+    kind: EventKind | None = None
+    roadmap: str | None = None
+    as_of: date | None = None
+    known_at: datetime | None = None
+
+
+NO_FILTERS = FeedFilters()
+
+
+def feed_page_query(
+    query: Q,
     session: AsyncSession,
     *,
     after: tuple[int, int],
     limit: int,
-    program: str | None = None,
-    kind: EventKind | None = None,
-    roadmap: str | None = None,
-    as_of: date | None = None,
-    known_at: datetime | None = None,
     until: tuple[int, int] | None = None,
-) -> tuple[list[EventRow], tuple[int, int]]:
-    """One page of the feed after `after` (and up to `until`, if given), and the cursor that
-    follows it. The filters only leave events out: positions, and so cursors, are the feed's,
-    so a filtered reader resumes with `after` like any other. `as_of` keeps the events effective
-    by the end of that day, `known_at` those recorded by that moment (UTC)."""
-    after_txid, after_id = after
+    filters: FeedFilters = NO_FILTERS,
+) -> Q:
+    """`query` (a select from events joined to their programmes, as events_with_codes makes)
+    narrowed to one page of the feed after `after`, and up to `until` if given."""
     # A row comparison, which both databases turn into one range scan of the (txid, id) index
     # (an OR of the two cases would be a filter over everything before the cursor).
-    position_after = tuple_(Event.txid, Event.id) > tuple_(after_txid, after_id)
-    query = events_with_codes().where(position_after).order_by(Event.txid, Event.id).limit(limit)
+    query = query.where(tuple_(Event.txid, Event.id) > tuple_(*after))
+    query = query.order_by(Event.txid, Event.id).limit(limit)
     settled = settled_filter(session)
     if settled is not None:
         query = query.where(settled)
     if until is not None:
         query = query.where(tuple_(Event.txid, Event.id) <= tuple_(*until))
-    query = _filtered(query, program, kind, roadmap, as_of, known_at)
+    if filters.program is not None:
+        query = query.where(Program.code == filters.program)
+    if filters.kind is not None:
+        query = query.where(Event.kind == filters.kind)
+    if filters.roadmap is not None:
+        roadmap_id = select(Roadmap.id).where(Roadmap.code == filters.roadmap).scalar_subquery()
+        query = query.where(Program.roadmap_id == roadmap_id)
+    if filters.as_of is not None:
+        query = query.where(Event.effective_date <= filters.as_of)
+    if filters.known_at is not None:
+        query = query.where(Event.recorded_at <= filters.known_at)
+    return query
+
+
+async def read_feed(
+    session: AsyncSession,
+    *,
+    after: tuple[int, int],
+    limit: int,
+    until: tuple[int, int] | None = None,
+    filters: FeedFilters = NO_FILTERS,
+) -> tuple[list[EventRow], tuple[int, int]]:
+    """One page of the feed after `after` (and up to `until`, if given), and the cursor that
+    follows it."""
+    query = feed_page_query(
+        events_with_codes(), session, after=after, limit=limit, until=until, filters=filters
+    )
     rows = [EventRow(*row) for row in await session.execute(query)]
     if not rows:
-        await require_known(session, program=program, roadmap=roadmap)
+        await require_known(session, program=filters.program, roadmap=filters.roadmap)
         return rows, after
     last = rows[-1].event
     return rows, (last.txid, last.id)
-
-
-def _filtered(
-    query: Select[Event, str, str | None],
-    program: str | None,
-    kind: EventKind | None,
-    roadmap: str | None,
-    as_of: date | None,
-    known_at: datetime | None,
-) -> Select[Event, str, str | None]:
-    if program is not None:
-        query = query.where(Program.code == program)
-    if kind is not None:
-        query = query.where(Event.kind == kind)
-    if roadmap is not None:
-        roadmap_id = select(Roadmap.id).where(Roadmap.code == roadmap).scalar_subquery()
-        query = query.where(Program.roadmap_id == roadmap_id)
-    if as_of is not None:
-        query = query.where(Event.effective_date <= as_of)
-    if known_at is not None:
-        query = query.where(Event.recorded_at <= known_at)
-    return query
 
 
 async def attributions_recorded(session: AsyncSession) -> int:

@@ -13,9 +13,9 @@ before it is read from the database by the stream itself (stream.py); everything
 arrives through the queue. Joining and fanning out happen without an await between reading
 the head and adding the queue, so no event falls between the two.
 
-A stream that falls more than `buffer_events` (ROADMAP_STREAM_BUFFER_EVENTS) behind is dropped from the fan-out rather than
-holding memory or the follower back: it sends what it has, then ends, and the client resumes
-with Last-Event-ID from where it stopped.
+A stream that falls more than `buffer_events` (ROADMAP_STREAM_BUFFER_EVENTS) behind is dropped
+from the fan-out rather than holding memory or the follower back: it sends what it has, then
+ends, and the client resumes with Last-Event-ID from where it stopped.
 """
 
 import asyncio

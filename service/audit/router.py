@@ -3,19 +3,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from service.audit.feed import (
+    FeedFilters,
     attributions_recorded,
     decode_feed_cursor,
     encode_feed_cursor,
-    read_feed,
 )
 from service.audit.kinds import EventKind
+from service.audit.rendered import feed_page_items
 from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
-from service.audit.service import event_read
 from service.audit.verify import digest_as_of, verify_chains
 from service.caching import check_not_modified, json_answer, view_key, weak_etag
 from service.db import open_session
 from service.errors import problem_responses
-from service.pagination import DEFAULT_LIMIT, LimitQuery
+from service.pagination import DEFAULT_LIMIT, FeedLimitQuery
 from service.schemas import Text
 
 router = APIRouter(tags=["history"])
@@ -27,15 +27,18 @@ async def list_events(
     after: Annotated[
         str | None, Query(max_length=200, description="The next_cursor of the previous page")
     ] = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
+    limit: FeedLimitQuery = DEFAULT_LIMIT,
     program: Annotated[Text | None, Query(max_length=64)] = None,
     kind: EventKind | None = None,
 ) -> Response:
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""
     async with open_session(request) as session:
-        rows, position = await read_feed(
-            session, after=decode_feed_cursor(after), limit=limit, program=program, kind=kind
+        items, position = await feed_page_items(
+            session,
+            after=decode_feed_cursor(after),
+            limit=limit,
+            filters=FeedFilters(program=program, kind=kind),
         )
         attributed = await attributions_recorded(session)
     # What a page holds is settled by where it ends, not by the data's fingerprint: an event
@@ -43,8 +46,10 @@ async def list_events(
     next_cursor = encode_feed_cursor(position)
     etag = weak_etag(f"{view_key(request)}|{next_cursor}|{attributed}")
     check_not_modified(request, etag)
-    page = EventFeedPage(items=[event_read(*row) for row in rows], next_cursor=next_cursor)
-    return json_answer(page.__pydantic_serializer__.to_json(page), etag)
+    # EventFeedPage, written out: its items come as JSON text (audit.rendered), and a cursor
+    # is URL-safe base64, which JSON needs no escape for.
+    body = f'{{"items":[{items}],"next_cursor":"{next_cursor}"}}'
+    return json_answer(body.encode(), etag)
 
 
 @router.get("/audit/verify", response_model=VerifyRead)

@@ -7,29 +7,36 @@ naming nothing (422), the cursor, and If-None-Match (304, without a body). Each 
 weak ETag over its query string and what it is computed from: the feed's end for events (as
 for GET /events), the data fingerprint of service.caching for the others."""
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.feed import (
+    FeedFilters,
     attributions_recorded,
     decode_feed_cursor,
     encode_feed_cursor,
     feed_end,
 )
 from service.audit.kinds import EventKind
+from service.audit.rendered import Form
 from service.caching import check_not_modified, computed_view, view_key, weak_etag
 from service.db import open_session
 from service.downloads import service
-from service.downloads.service import PAGE, Row, keyset_pages
+from service.downloads.formats import (
+    EVENT_COLUMNS,
+    MILESTONE_COLUMNS,
+    PROGRAM_COLUMNS,
+    PROGRESS_REPORT_COLUMNS,
+    csv_cell,
+    csv_lines,
+)
+from service.downloads.service import PAGE, Row, Sessions, keyset_pages
 from service.errors import problem_responses
 from service.filters import require_known
 from service.milestones.schemas import MilestoneRead
@@ -41,7 +48,6 @@ from service.programs.dependencies import (
     ProgramFiltersDep,
     known_at_utc,
 )
-from service.programs.schemas import ProgressRead
 from service.programs.service import ProgramRow, list_programs
 from service.rules.milestones import MilestoneState
 from service.schemas import Text
@@ -54,39 +60,6 @@ AfterQuery = Annotated[
     Text | None, Query(max_length=200, description="Resume after this feed cursor")
 ]
 RoadmapQuery = Annotated[Text | None, Query(max_length=64, description="A roadmap's code")]
-
-PROGRAM_COLUMNS = (
-    "code", "number", "title", "title_ru", "title_official", "sector", "lead_bodies", "summary",
-    "roadmap", "status", "status_label", "status_effective_date", *ProgressRead.model_fields,
-    "version", "created_at", "updated_at", "sources",
-)  # fmt: skip
-EVENT_COLUMNS = (
-    "id", "program", "seq", "kind", "from_status", "to_status", "effective_date", "recorded_at",
-    "actor", "on_behalf_of", "note", "source_url", "sources", "changes", "decision",
-    "decision_attributed", "prev_hash", "hash", "cursor",
-)  # fmt: skip
-PROGRESS_REPORT_COLUMNS = (
-    "id", "roadmap", "date", "measures_done_pct", "measures_total", "programs_completed",
-    "statement", "source_url", "sources", "recorded_by", "created_at", "corrects",
-)  # fmt: skip
-MILESTONE_COLUMNS = (
-    "id", "program", "title", "set_on", "due_date", "done_date", "state", "source_url",
-    "sources", "note", "created_at", "updated_at",
-)  # fmt: skip
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, list):
-        return " | ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return "" if value is None else value
-
-
-def _csv_lines(rows: Iterable[Iterable[Any]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
 
 
 def _download(
@@ -102,9 +75,9 @@ def csv_download(
     """A CSV of `columns`, one chunk a page: a chunk a row would cost a gzip flush a row."""
 
     async def body() -> AsyncIterator[str]:
-        yield "\ufeff" + _csv_lines([columns])
+        yield "\ufeff" + csv_lines([columns])
         async for page in pages:
-            yield _csv_lines([_cell(row.get(column)) for column in columns] for row in page)
+            yield csv_lines([csv_cell(row.get(column)) for column in columns] for row in page)
 
     return _download(body(), name=name, media_type=CSV, etag=etag)
 
@@ -195,8 +168,18 @@ async def milestones_csv(
 
 @dataclass(frozen=True)
 class EventExport:
-    pages: AsyncIterator[list[Row]]
+    """An export of the feed, checked and ready: where it starts and ends, and its ETag."""
+
+    sessions: Sessions
+    after: tuple[int, int]
+    until: tuple[int, int]
+    filters: FeedFilters
     etag: str
+
+    def text(self, form: Form) -> AsyncIterator[str]:
+        return service.event_text(
+            self.sessions, form, after=self.after, until=self.until, filters=self.filters
+        )
 
 
 async def event_export(
@@ -218,24 +201,16 @@ async def event_export(
     """The feed as GET /events reads it (same cursor, same `program` and `kind`), up to its
     end now; the ETag is that end's, so it moves exactly when a new event settles."""
     position = decode_feed_cursor(after)
-    recorded_by = known_at_utc(known_at)
+    filters = FeedFilters(
+        program=program, kind=kind, roadmap=roadmap, as_of=as_of, known_at=known_at_utc(known_at)
+    )
     async with open_session(request) as session:
         await require_known(session, program=program, roadmap=roadmap)
         end = await feed_end(session)
         attributed = await attributions_recorded(session)
     etag = weak_etag(f"{view_key(request)}|{encode_feed_cursor(end)}|{attributed}")
     check_not_modified(request, etag)
-    pages = service.event_pages(
-        request.app.state.sessionmaker,
-        after=position,
-        until=end,
-        program=program,
-        kind=kind,
-        roadmap=roadmap,
-        as_of=as_of,
-        known_at=recorded_by,
-    )
-    return EventExport(pages, etag)
+    return EventExport(request.app.state.sessionmaker, position, end, filters, etag)
 
 
 EventExportDep = Annotated[EventExport, Depends(event_export)]
@@ -244,16 +219,19 @@ EventExportDep = Annotated[EventExport, Depends(event_export)]
 @router.get("/events.csv", response_class=StreamingResponse)
 async def events_csv(export: EventExportDep) -> StreamingResponse:
     """The events in feed order; the `cursor` column resumes an interrupted export (`after`)."""
-    return csv_download(export.pages, name="events.csv", columns=EVENT_COLUMNS, etag=export.etag)
+
+    async def body() -> AsyncIterator[str]:
+        yield "\ufeff" + csv_lines([EVENT_COLUMNS])
+        async for text in export.text(Form.CSV):
+            yield text
+
+    return _download(body(), name="events.csv", media_type=CSV, etag=export.etag)
 
 
 @router.get("/events.ndjson", response_class=StreamingResponse)
 async def events_ndjson(export: EventExportDep) -> StreamingResponse:
     """The events in feed order, one JSON object a line, each with the `cursor` to resume
     after it (`after`)."""
-
-    async def lines() -> AsyncIterator[str]:
-        async for page in export.pages:
-            yield "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in page)
-
-    return _download(lines(), name="events.ndjson", media_type=NDJSON, etag=export.etag)
+    return _download(
+        export.text(Form.NDJSON), name="events.ndjson", media_type=NDJSON, etag=export.etag
+    )

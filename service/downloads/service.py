@@ -3,22 +3,27 @@ a transaction (or, on SQLite, a read snapshot) open however slowly the client re
 stays flat however long the history is. Every reader yields pages of rows already rendered as
 JSON values (ISO dates, "…Z" timestamps): the CSV and NDJSON writers only lay them out."""
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.audit.feed import encode_feed_cursor, read_feed
-from service.audit.kinds import EventKind
-from service.audit.service import event_read
+from service.audit import rendered
+from service.audit.feed import FeedFilters, encode_feed_cursor, read_feed
+from service.audit.rendered import Form
+from service.audit.service import EventRow, event_read
 from service.db import page_session
+from service.downloads.formats import EVENT_COLUMNS, csv_cell, csv_lines
 from service.models.roadmaps import ProgressReport, Roadmap
 from service.programs.service import ProgramRow, program_read
 from service.roadmaps.service import progress_report_read
 
 PAGE = 1000
+# Events a page when PostgreSQL writes them (audit.rendered): a statement's own cost spread
+# over more of them, a few MB of text held at a time.
+RENDERED_PAGE = 5000
 Row = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -69,43 +74,43 @@ def progress_report_row(item: tuple[ProgressReport, str]) -> Row:
     return progress_report_read(*item).model_dump(mode="json")
 
 
-async def event_pages(
+async def event_text(
     sessions: Sessions,
+    form: Form,
     *,
     after: tuple[int, int],
     until: tuple[int, int],
-    program: str | None = None,
-    kind: EventKind | None = None,
-    roadmap: str | None = None,
-    as_of: date | None = None,
-    known_at: datetime | None = None,
-) -> AsyncIterator[list[Row]]:
+    filters: FeedFilters,
+) -> AsyncIterator[str]:
     """The feed after `after` up to `until` (the end when the export began, so an export under
     a steady stream of writes still ends, and holds exactly what its ETag names), in feed
-    order, each event with the cursor to resume after it."""
+    order, as NDJSON lines or CSV lines, a page at a time, each event with the cursor to resume
+    after it. PostgreSQL writes the text itself (audit.rendered); elsewhere it is laid out
+    here, from the events' models."""
     position = after
     while True:
         async with page_session(sessions) as session:
-            rows, _ = await read_feed(
-                session,
-                after=position,
-                until=until,
-                limit=PAGE,
-                program=program,
-                kind=kind,
-                roadmap=roadmap,
-                as_of=as_of,
-                known_at=known_at,
-            )
-        if not rows:
+            if rendered.supported(session):
+                lines, position = await rendered.read_rendered(
+                    session, form, after=position, until=until, limit=RENDERED_PAGE,
+                    filters=filters,
+                )  # fmt: skip
+                text = "".join(lines)
+            else:
+                rows, position = await read_feed(
+                    session, after=position, until=until, limit=PAGE, filters=filters
+                )
+                text = laid_out(form, rows)
+        if not text:
             return
-        page = []
-        for row in rows:
-            position = (row.event.txid, row.event.id)
-            page.append(
-                {
-                    **event_read(*row).model_dump(mode="json"),
-                    "cursor": encode_feed_cursor(position),
-                }
-            )
-        yield page
+        yield text
+
+
+def laid_out(form: Form, rows: list[EventRow]) -> str:
+    events = []
+    for row in rows:
+        cursor = encode_feed_cursor((row.event.txid, row.event.id))
+        events.append({**event_read(*row).model_dump(mode="json"), "cursor": cursor})
+    if form is Form.CSV:
+        return csv_lines([csv_cell(event.get(c)) for c in EVENT_COLUMNS] for event in events)
+    return "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in events)

@@ -51,6 +51,22 @@ async def test_feed_filters_by_programme_and_kind(client: httpx.AsyncClient) -> 
     assert {e["kind"] for e in created["items"]} == {"created"}
 
 
+async def test_feed_pages_take_up_to_a_thousand_events(client: httpx.AsyncClient) -> None:
+    everything = await client.get(f"{API}/events", params={"limit": 1000})
+    assert everything.status_code == 200, everything.text
+    items = everything.json()["items"]
+    assert len(items) > 100  # the whole seeded history, in one page
+    second = await client.get(
+        f"{API}/events", params={"limit": 100, "after": everything.json()["next_cursor"]}
+    )
+    assert second.json()["items"] == []
+    too_many = await client.get(f"{API}/events", params={"limit": 1001})
+    assert too_many.status_code == 422
+    assert too_many.headers["content-type"] == "application/problem+json"
+    programmes = await client.get(f"{API}/programs", params={"limit": 1000})
+    assert programmes.status_code == 422  # the lists keep their 500
+
+
 async def test_feed_rejects_a_forged_cursor(client: httpx.AsyncClient) -> None:
     for bad in ("not-a-cursor", "WzFd", "eyJhIjoxfQ"):
         response = await client.get(f"{API}/events", params={"after": bad})

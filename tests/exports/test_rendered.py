@@ -1,0 +1,127 @@
+"""PostgreSQL writes feed pages and event exports itself (audit.rendered); this holds that text
+to what the generic path makes of the same events, event for event: NDJSON and CSV byte for
+byte, feed items as the same JSON values with their keys in the same order. The history is the
+seeded one (decisions, attributed events, several sources) plus events written to be awkward:
+quotes, commas, line breaks, tabs, backslashes, control characters, Cyrillic, nested changes."""
+
+import json
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import rendered
+from service.audit.feed import NO_FILTERS, START, FeedFilters, read_feed
+from service.audit.kinds import EventKind
+from service.audit.rendered import Form, read_rendered
+from service.audit.service import event_json
+from service.downloads.service import laid_out
+from tests.support.builders import API, create_program, transition
+
+AWKWARD = 'He said "yes, but"\r\nthen\tleft \\ back \u2028 — Союзное государство, «да»'
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    async with app.state.sessionmaker() as session:
+        if not rendered.supported(session):
+            pytest.skip("PostgreSQL writes the text; SQLite has the generic path only")
+        yield session
+
+
+async def write_awkward_history(client: httpx.AsyncClient) -> None:
+    await create_program(
+        client,
+        "awkward",
+        title='A "quoted", comma title',
+        title_ru="Программа, «в кавычках»",
+        lead_bodies='Минэкономразвития, "Газпром"',
+        summary="line one\nline two\r\nline three",
+        note=AWKWARD,
+        source_url="https://example.org/a?b=1,2&c=%22",
+    )
+    patched = await client.patch(
+        f"{API}/programs/awkward",
+        json={"summary": AWKWARD, "sector": "energy", "note": "", "actor": "Отдел, 2"},
+    )
+    assert patched.status_code == 200, patched.text
+    moved = await transition(client, "awkward", "coordinated", note="x" * 9_000 + "\rcr")
+    assert moved.status_code == 201, moved.text
+    corrected = await client.post(
+        f"{API}/programs/awkward/corrections",
+        json={"event": moved.json()["event"]["seq"], "reason": AWKWARD},
+    )
+    assert corrected.status_code == 201, corrected.text
+    made = await client.post(
+        f"{API}/programs/awkward/milestones",
+        json={"title": 'Step "one", first', "due_date": "2031-01-31", "note": AWKWARD},
+    )
+    assert made.status_code == 201, made.text
+    changed = await client.patch(
+        f"{API}/programs/awkward/milestones/{made.json()['milestone']['id']}",
+        json={"due_date": None, "note": None, "title": "Шаг\nдва"},
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def both_paths(
+    session: AsyncSession, form: Form, filters: FeedFilters = NO_FILTERS
+) -> tuple[list[str], str]:
+    lines, position = await read_rendered(
+        session, form, after=START, limit=100_000, filters=filters
+    )
+    rows, generic_position = await read_feed(session, after=START, limit=100_000, filters=filters)
+    assert position == generic_position
+    return lines, laid_out(form, rows)
+
+
+async def test_ndjson_and_csv_lines_are_the_generic_paths_byte_for_byte(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await write_awkward_history(client)
+    for form in (Form.NDJSON, Form.CSV):
+        lines, generic = await both_paths(session, form)
+        assert len(lines) > 150  # the seeded history and the awkward one
+        if form is Form.NDJSON:  # line by line first, for a readable failure
+            generic_lines = [line + "\n" for line in generic.split("\n")[:-1]]
+            for ours, theirs in zip(lines, generic_lines, strict=True):
+                assert ours == theirs
+        assert "".join(lines) == generic, form
+
+
+async def test_feed_items_are_the_same_json_with_keys_in_the_same_order(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await write_awkward_history(client)
+    items, _ = await read_rendered(session, Form.FEED_ITEM, after=START, limit=100_000)
+    rows, _ = await read_feed(session, after=START, limit=100_000)
+    assert len(items) == len(rows) > 150
+    for item, row in zip(items, rows, strict=True):
+        ours: dict[str, Any] = json.loads(item)
+        theirs: dict[str, Any] = json.loads(event_json(row))
+        assert ours == theirs
+        assert list(ours) == list(theirs)
+    assert any(
+        "decision_attributed" in item and '"decision_attributed":true' in item for item in items
+    )
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        FeedFilters(program="awkward"),
+        FeedFilters(kind=EventKind.STATUS_CHANGED),
+        FeedFilters(roadmap="union-state-2021-2023", as_of=date(2022, 12, 31)),
+    ],
+)
+async def test_filters_select_the_same_events(
+    client: httpx.AsyncClient, session: AsyncSession, filters: FeedFilters
+) -> None:
+    await write_awkward_history(client)
+    lines, generic = await both_paths(session, Form.NDJSON, filters)
+    assert lines
+    assert "".join(lines) == generic
