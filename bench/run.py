@@ -30,6 +30,7 @@ from benchlib import phases
 from benchlib.database import Postgres
 from benchlib.report import Results, prepend_results
 from benchlib.servers import free_port, memory_of, start_anchor, start_service
+from benchlib.stream_client import raise_file_limit
 from benchlib.tools import (
     BENCH_DIR,
     DEFAULT_ANCHOR_DIR,
@@ -60,7 +61,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--small-events", type=int, default=10_000, help="events for the small timeline in (e)")
     add("--page-requests", type=int, default=30, help="timed requests per page measurement")
     add("--page-budget", type=float, default=10, help="seconds at most per page measurement")
-    add("--export-budget", type=float, default=300, help="seconds at most to stream the export")
+    add("--export-budget", type=float, default=300, help="seconds at most per full download")
+    add("--copy-runs", type=int, default=3, help="psql \\copy runs (h): the median is the base")
+    add("--streams", type=int, default=2000, help="live streams opened on the worker (j)")
+    add("--stream-window", type=float, default=10, help="seconds per transactions/s window (j)")
+    add("--stream-transitions", type=int, default=20, help="transitions made with streams open")
+    add(
+        "--only",
+        type=_phase_list,
+        default=[],
+        help=f"run only the setup and these measurements (comma-separated: {', '.join(PHASES)})",
+    )
     add("--quick", action="store_true", help="smoke run: 1 round of 3 s, shorter page timings")
     add("--profile", action="store_true", help="also run py-spy on the worker under load")
     add("--profile-seconds", type=float, default=10, help="seconds per py-spy recording")
@@ -76,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rounds, args.duration, args.warmup = 1, 3, 1
         args.page_requests, args.page_budget = 10, 3
         args.export_budget = min(args.export_budget, 30)
+        args.stream_window = min(args.stream_window, 5)
         args.profile_seconds = min(args.profile_seconds, 5)
     host = args.pg.split("@")[-1].split(":")[0].split("/")[0]
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -84,7 +96,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("need --rounds >= 1, --duration >= 1 and --connections >= --threads")
     if args.programmes < 2 * args.connections:
         parser.error("--programmes must be at least twice --connections (idle programmes)")
+    if args.stream_transitions > args.programmes or args.streams < 1 or args.copy_runs < 1:
+        parser.error("need --stream-transitions <= --programmes, --streams >= 1, --copy-runs >= 1")
     return args
+
+
+PHASES = ("exports", "fanout")
+
+
+def _phase_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(PHASES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {unknown}; choose from {PHASES}")
+    return names
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -95,7 +120,8 @@ def settings_line(args: argparse.Namespace) -> str:
     mode = "quick run" if args.quick else "run"
     return (
         f"{mode}: {args.rounds} round(s) × {args.duration:g} s per measurement, "
-        f"wrk -t{args.threads} -c{args.connections}, {args.events:,} events"
+        f"wrk -t{args.threads} -c{args.connections}, {args.events:,} events, "
+        f"{args.streams:,} streams" + (f"; only {', '.join(args.only)}" if args.only else "")
     )
 
 
@@ -103,6 +129,13 @@ def run_benchmark(args: argparse.Namespace) -> Results:
     check_python_modules()
     wrk = find_wrk(install=not args.no_install)
     pgbench = find_pgbench()
+    # 2,000 streams and their client need as many sockets; the servers and the client inherit.
+    soft, _hard = raise_file_limit()
+    if soft < 2 * args.streams + 500:
+        raise SetupError(
+            f"open files are limited to {soft} (ulimit -Hn); {args.streams:,} streams need "
+            f"about {2 * args.streams + 500}: raise the hard limit or give fewer --streams"
+        )
     py_spy = find_py_spy(install=not args.no_install) if args.profile else None
     anchor_dir = args.anchor_dir.resolve()
     if not (anchor_dir / "anchor_app.py").is_file():
@@ -161,9 +194,6 @@ def run_benchmark(args: argparse.Namespace) -> Results:
             say=say,
         )
         phases.run_all(run)
-        results.memory.final_peak_mb = max(memory_of(service.pid).peak_mb, run.peak_before_reset_mb)
-        results.memory.final_rss_mb = memory_of(service.pid).rss_mb
-        results.memory.anchor_peak_mb = memory_of(anchor.pid).peak_mb
         for server in (service, anchor):
             if not server.alive():
                 raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")

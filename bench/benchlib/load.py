@@ -276,6 +276,7 @@ class ExportResult:
     rss_before_mb: float = 0.0
     rss_peak_mb: float = 0.0
     note: str = ""
+    last_line: str = ""  # the last non-empty line read, for checking where the download ended
 
     @property
     def available(self) -> bool:
@@ -286,7 +287,7 @@ class ExportResult:
         return self.rss_peak_mb - self.rss_before_mb
 
 
-class _RssSampler(threading.Thread):
+class RssSampler(threading.Thread):
     """Samples a process's VmRSS every 20 ms, in case VmHWM cannot be reset."""
 
     def __init__(self, pid: int) -> None:
@@ -306,11 +307,16 @@ class _RssSampler(threading.Thread):
 def stream_export(
     url: str, pid: int, *, budget_s: float, headers: dict[str, str] | None = None
 ) -> ExportResult:
-    """Read a streamed download to the end (or `budget_s`), watching the worker's memory."""
+    """Read a streamed download to the end (or `budget_s`), watching the worker's memory.
+
+    It asks for the bytes as they are (Accept-Encoding: identity), as curl and psql get them:
+    the service gzips what a client accepts gzipped, and counting lines needs the text."""
+    headers = {"Accept-Encoding": "identity", **(headers or {})}
     before = memory_of(pid).rss_mb
     peak_was_reset = reset_peak(pid)
-    sampler = _RssSampler(pid)
+    sampler = RssSampler(pid)
     lines = size = 0
+    tail = b""
     started = time.monotonic()
     complete = False
     sampler.start()
@@ -322,9 +328,10 @@ def stream_export(
             if answer.status_code != 200:
                 answer.read()
                 return ExportResult(status=answer.status_code, note=answer.text[:200])
-            for chunk in answer.iter_raw():
+            for chunk in answer.iter_bytes():
                 lines += chunk.count(b"\n")
                 size += len(chunk)
+                tail = (tail + chunk)[-16384:]
                 if time.monotonic() - started > budget_s:
                     break
             else:
@@ -345,6 +352,7 @@ def stream_export(
         rss_before_mb=before,
         rss_peak_mb=peak,
         note="" if peak_was_reset else "VmHWM could not be reset; RSS sampled every 20 ms",
+        last_line=tail.decode(errors="replace").strip().rpartition("\n")[2].strip(),
     )
 
 

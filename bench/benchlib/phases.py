@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from benchlib import pgbench_scripts
+from benchlib import feeds, pgbench_scripts
 from benchlib.database import (
     BENCH_PREFIX,
     BULK_PREFIX,
@@ -28,6 +28,7 @@ from benchlib.database import (
     longest_history,
 )
 from benchlib.load import (
+    ExportResult,
     PageTiming,
     WrkResult,
     lua_script,
@@ -39,11 +40,14 @@ from benchlib.load import (
 from benchlib.profiling import finish_recording, start_recording, summarise
 from benchlib.report import Comparison, Results, Scaling
 from benchlib.servers import Server, cpu_seconds, create_api_key, memory_of
+from benchlib.tools import find_postgres_tool
 from service.pagination import encode_cursor
 
 API = "/api/v1"
 TIMELINE = f"{API}/stats/timeline?start=2021-01-01&end=2024-12-31&interval=quarter"
 EXPORT = f"{API}/export/events.ndjson"
+EXPORT_CSV = f"{API}/export/events.csv"
+FOLLOW_LIMIT = 1000  # issue 17's page size for a consumer catching up
 ANCHOR_ROWS = 28
 
 
@@ -325,6 +329,7 @@ def database_limit(run: Run) -> None:
 
 
 def large_history(run: Run, small_timeline: PageTiming) -> None:
+    """(d) pages at the end of a large history against the start, (e) the timeline."""
     args = run.args
     grow_history(run, args.events)
     events = count_events(run.pg, run.service_db)
@@ -379,28 +384,137 @@ def large_history(run: Run, small_timeline: PageTiming) -> None:
     run.say(
         f"(d) feed {feed.ratio:.2f}, history {history.ratio:.2f}; (e) timeline {timeline.row()}"
     )
+
+
+def download(run: Run, path: str) -> ExportResult:
+    """A whole export, read to its end (or the budget), with the key only if it needs one."""
+    url, pid, budget = run.service.url + path, run.service.pid, run.args.export_budget
+    result = stream_export(url, pid, budget_s=budget)
+    if result.status in (401, 403):
+        result = stream_export(url, pid, budget_s=budget, headers=run.auth)
+    return result
+
+
+def exports(run: Run) -> None:
+    """(f) the NDJSON export's memory; (h) both event exports against psql's COPY of the same
+    rows; (i) following the feed from the start with pages of 1,000."""
+    args, figures = run.args, run.results.feeds
+    events = count_events(run.pg, run.service_db)
+    rows = int(run.pg.fetchval(run.service_db, feeds.EXPORT_ROWS_SQL))
+    end_txid, end_id = feed_position_from_end(run.pg, run.service_db, 0)
+    end_cursor = encode_cursor(end_txid, end_id)
     run.results.memory.events_in_db = events
-    run.peak_before_reset_mb = memory_of(run.service.pid).peak_mb
-    export = stream_export(run.service.url + EXPORT, run.service.pid, budget_s=args.export_budget)
-    if export.status in (401, 403):
-        export = stream_export(
-            run.service.url + EXPORT, run.service.pid, budget_s=args.export_budget, headers=run.auth
-        )
+    run.peak_before_reset_mb = max(run.peak_before_reset_mb, memory_of(run.service.pid).peak_mb)
+    figures.copy = feeds.time_psql_copy(
+        find_postgres_tool("psql"),
+        run.pg.dsn(run.service_db),
+        rows=rows,
+        runs=args.copy_runs,
+        timeout=max(args.export_budget, 60),
+    )
+    run.say(f"(h) psql \\copy of {rows:,} rows: {figures.copy.median_s:.1f} s {figures.copy.note}")
+    export = download(run, EXPORT)
     run.results.memory.export = export
-    run.say(f"(f) export: HTTP {export.status}, {export.lines:,} lines, +{export.growth_mb:.0f} MB")
+    figures.ndjson = feeds.ExportCheck("events.ndjson", export, rows, end_cursor)
+    run.say(
+        f"(f, h) NDJSON export: HTTP {export.status}, {export.lines:,} lines in "
+        f"{export.seconds:.1f} s, +{export.growth_mb:.0f} MB"
+    )
+    csv = download(run, EXPORT_CSV)
+    figures.csv = feeds.ExportCheck("events.csv", csv, rows, end_cursor, header_lines=1)
+    run.say(
+        f"(h) CSV export: HTTP {csv.status}, {csv.lines:,} lines in {csv.seconds:.1f} s, "
+        f"+{csv.growth_mb:.0f} MB"
+    )
+    follow = feeds.follow_feed(
+        run.service.url,
+        limit=FOLLOW_LIMIT,
+        expected=rows,
+        budget_s=args.export_budget,
+        start_cursor=encode_cursor(0, 0),
+    )
+    figures.follow = follow
+    run.say(
+        f"(i) following the feed, limit={FOLLOW_LIMIT}: HTTP {follow.status}, "
+        f"{follow.events:,} events in {follow.seconds:.1f} s {follow.note[:120]}"
+    )
+    if follow.status == 422:
+        # Not the goal's page size: how fast the feed can be followed today, for context.
+        largest = feeds.largest_feed_limit(run.service.url, below=FOLLOW_LIMIT)
+        if largest:
+            figures.follow_fallback = feeds.follow_feed(
+                run.service.url,
+                limit=largest,
+                expected=rows,
+                budget_s=min(args.export_budget, 60),
+                start_cursor=encode_cursor(0, 0),
+            )
+            run.say(
+                f"(i) context, limit={largest}: "
+                f"{figures.follow_fallback.events_per_s:,.0f} events/s"
+            )
+
+
+def record_memory(run: Run) -> None:
+    """The worker's memory after the run's ordinary work, before the fan-out's 2,000 streams
+    (which have a goal of their own) can raise its peak."""
+    memory = run.results.memory
+    memory.final_peak_mb = max(memory_of(run.service.pid).peak_mb, run.peak_before_reset_mb)
+    memory.final_rss_mb = memory_of(run.service.pid).rss_mb
+    memory.anchor_peak_mb = memory_of(run.anchor.pid).peak_mb
+
+
+def fan_out(run: Run) -> None:
+    """(j) many live streams on the worker: the database's load, delivery, memory, closing."""
+    args = run.args
+    codes = [f"{BENCH_PREFIX}{i:04d}" for i in range(1, args.stream_transitions + 1)]
+    result = feeds.fan_out(
+        pg=run.pg,
+        database=run.service_db,
+        base_url=run.service.url,
+        port=run.service.port,
+        pid=run.service.pid,
+        auth=run.auth,
+        codes=codes,
+        streams=args.streams,
+        window_s=args.stream_window,
+        spacing_s=0.5,
+        workdir=run.workdir,
+        say=run.say,
+    )
+    run.results.feeds.fanout = result
+    run.say(
+        f"(j) {result.transitions} transitions to {result.streams_open:,} streams: p99 "
+        f"{result.p99_ms:.0f} ms, {result.streams_complete:,} streams got every event; "
+        f"streams closed: {result.closed} {result.note}"
+    )
 
 
 def run_all(run: Run) -> None:
+    """Every phase in order; with --only, the setup and the named measurements alone."""
+    only = set(run.args.only)
+    everything = not only
     run.results.notes.append(
         "both servers run one uvicorn worker with their defaults (uvloop, httptools, access "
         "log at info, to a file); the service's database pool is left at its default "
         "(ROADMAP_DB_POOL_SIZE unset), the anchor's asyncpg pool holds up to 16 connections"
     )
-    reads(run)
+    if only:
+        run.results.notes.append(f"partial run: --only {','.join(sorted(only))}")
+    if everything:
+        reads(run)
     create_programmes(run)
     grow_history(run, run.args.small_events)
-    small_timeline = time_paths(run, TIMELINE)[0]
-    run.say(f"(e) timeline over {run.args.small_events:,} events: HTTP {small_timeline.status}")
-    transitions(run)
-    database_limit(run)
-    large_history(run, small_timeline)
+    if everything:
+        small_timeline = time_paths(run, TIMELINE)[0]
+        run.say(f"(e) timeline over {run.args.small_events:,} events: HTTP {small_timeline.status}")
+        transitions(run)
+        database_limit(run)
+        large_history(run, small_timeline)
+    if everything or "exports" in only:
+        if not everything:
+            grow_history(run, run.args.events)
+        exports(run)
+    record_memory(run)
+    if everything or "fanout" in only:
+        fan_out(run)

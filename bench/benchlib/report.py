@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchlib.feeds import CopyTiming, ExportCheck, FanOutResult, FollowResult
 from benchlib.load import ExportResult, PageTiming, PgbenchResult, WrkResult
 from benchlib.profiling import ProfileSummary
 from benchlib.tools import Machine
@@ -180,7 +181,7 @@ class MemoryFigures:
 
     def rows(self, peak_goal: float, growth_goal: float) -> list[str]:
         rows = [
-            f"| f | service worker peak RSS (VmHWM) after the whole run | "
+            f"| f | service worker peak RSS (VmHWM) after the run, before the fan-out (j) | "
             f"{self.final_peak_mb:.0f} MB (after start-up, migration and seed: "
             f"{self.startup_peak_mb:.0f} MB; RSS at the end {self.final_rss_mb:.0f} MB; "
             f"anchor peak {self.anchor_peak_mb:.0f} MB) | ≤ {peak_goal:g} MB | "
@@ -212,6 +213,280 @@ class MemoryFigures:
         return rows
 
 
+def _seconds(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s" if value < 100 else f"{value:.0f} s"
+
+
+@dataclass
+class FeedFigures:
+    """Issue 17: the exports against psql's COPY (h), following the feed (i), fan-out (j)."""
+
+    copy: CopyTiming | None = None
+    ndjson: ExportCheck | None = None
+    csv: ExportCheck | None = None
+    follow: FollowResult | None = None
+    follow_fallback: FollowResult | None = None  # at the largest page the service takes
+    fanout: FanOutResult | None = None
+    export_ratio_goal: float = 3.0
+    growth_goal_mb: float = 50
+    follow_rate_goal: float = 50_000
+    follow_ratio_goal: float = 3.0
+    streams_rate_goal: float = 2.0
+    delivery_p99_goal_ms: float = 2000
+    streams_rss_goal_mb: float = 300
+
+    @property
+    def measured(self) -> bool:
+        return any(
+            part is not None
+            for part in (self.copy, self.ndjson, self.csv, self.follow, self.fanout)
+        )
+
+    def copy_row(self) -> str:
+        copy = self.copy
+        request = "`psql \\copy (…) TO STDOUT WITH CSV`"
+        if copy is None:
+            return f"| h | {request} | not run | reference | – |"
+        if not copy.available:
+            return f"| h | {request} | failed: {copy.note} | reference | – |"
+        runs = ", ".join(_seconds(s) for s in copy.seconds)
+        return (
+            f'| h | `psql "<dsn>" -c "\\copy (SELECT <the export\'s columns> …) TO STDOUT '
+            f'WITH CSV" > /dev/null` ({copy.rows:,} rows) | **{_seconds(copy.median_s)}** '
+            f"(median of {runs}; {copy.rows / copy.median_s:,.0f} rows/s) | reference | – |"
+        )
+
+    def export_rows(self, check: ExportCheck | None, name: str) -> list[str]:
+        request = f"full download `GET /api/v1/export/{name}`"
+        goal = f"≤ {self.export_ratio_goal:g}× psql"
+        if check is None:
+            return [f"| h | {request} | not run | {goal} | – |"]
+        result = check.result
+        if result.status == 404:
+            return [f"| h | {request} | {NOT_AVAILABLE} (404) | {goal} | {NOT_AVAILABLE} |"]
+        if not result.available:
+            return [
+                f"| h | {request} | failed: HTTP {result.status} {result.note} | {goal} | "
+                "not measured |"
+            ]
+        if check.complete:
+            whole = "complete"
+        elif result.complete:
+            whole = (
+                f"INCOMPLETE: ended after {check.rows_read:,} of {check.expected_rows:,} rows"
+                f"{'' if check.ends_at_the_end else ', not at the last event'}"
+            )
+        else:
+            whole = (
+                f"STOPPED at the time budget after {check.rows_read:,} of "
+                f"{check.expected_rows:,} rows; whole download projected at "
+                f"{_seconds(check.seconds_for_all)}"
+            )
+        psql = self.copy.median_s if self.copy and self.copy.available else float("nan")
+        ratio = check.seconds_for_all / psql
+        if math.isnan(ratio):
+            verdict, shown = "not measured (no psql time)", "–"
+        else:
+            verdict = at_most(ratio, self.export_ratio_goal)
+            shown = f"**{ratio:.1f}×** psql{' (projected)' if check.projected else ''}"
+            if check.projected:
+                verdict += " (projected from the part read)"
+            if result.complete and not check.complete:
+                verdict = "**NOT met** (the download was incomplete)"
+        rows = [
+            f"| h | {request} | {_seconds(result.seconds)} = {shown} ({result.lines:,} lines, "
+            f"{result.megabytes:.0f} MB, {check.events_per_s:,.0f} events/s; {whole}) | "
+            f"{goal} | {verdict} |"
+        ]
+        if name.endswith(".csv"):  # the NDJSON one is (f)'s row
+            rows.append(
+                f"| h | RSS growth streaming `/api/v1/export/{name}` | "
+                f"+{result.growth_mb:.0f} MB ({result.rss_before_mb:.0f} → "
+                f"{result.rss_peak_mb:.0f} MB) | ≤ {self.growth_goal_mb:g} MB | "
+                f"{at_most(result.growth_mb, self.growth_goal_mb)} |"
+            )
+        return rows
+
+    def follow_rows(self) -> list[str]:
+        follow = self.follow
+        ndjson_s = self.ndjson.seconds_for_all if self.ndjson else float("nan")
+        goal = (
+            f"≥ {self.follow_rate_goal:,.0f} events/s, or ≤ {self.follow_ratio_goal:g}× the "
+            f"NDJSON export's time"
+            + (
+                f" (≤ {_seconds(self.follow_ratio_goal * ndjson_s)})"
+                if ndjson_s == ndjson_s
+                else ""
+            )
+        )
+        request = "following the feed `GET /api/v1/events?limit=1000&after=…` from the start"
+        if follow is None:
+            return [f"| i | {request} | not run | {goal} | – |"]
+        rows = []
+        if not follow.available:
+            if follow.status == 404:
+                rows.append(f"| i | {request} | {NOT_AVAILABLE} (404) | {goal} | {NOT_AVAILABLE} |")
+            else:
+                refused = " (limit=1000 refused)" if follow.status == 422 else ""
+                rows.append(
+                    f"| i | {request} | {NOT_AVAILABLE}: HTTP {follow.status}{refused} "
+                    f"{follow.note[:160]} | {goal} | **NOT met** (not available) |"
+                )
+        else:
+            rows.append(
+                f"| i | {request} | {self._follow_cell(follow)} | {goal} | "
+                f"{self._follow_verdict(follow, ndjson_s)} |"
+            )
+        fallback = self.follow_fallback
+        if fallback is not None and fallback.available:
+            rows.append(
+                f"| i | context: the same with `limit={fallback.limit}` (the largest page the "
+                f"service takes today) | {self._follow_cell(fallback)} | – | context only: "
+                f"{self._follow_verdict(fallback, ndjson_s)} |"
+            )
+        return rows
+
+    @staticmethod
+    def _follow_cell(follow: FollowResult) -> str:
+        whole = (
+            "complete"
+            if follow.complete
+            else f"{follow.note or 'incomplete'}; {follow.events:,} of {follow.expected:,} "
+            f"events; all of them projected at {_seconds(follow.seconds_for_all)}"
+        )
+        return (
+            f"**{follow.events_per_s:,.0f} events/s** ({follow.events:,} events in "
+            f"{follow.pages:,} pages, {_seconds(follow.seconds)}; page p50 / p99 "
+            f"{_ms(follow.page_p50_ms)} / {_ms(follow.page_p99_ms)} ms; {whole})"
+        )
+
+    def _follow_verdict(self, follow: FollowResult, ndjson_s: float) -> str:
+        """Met if either the rate or the time (against the NDJSON export's) is; says which."""
+        if follow.reached_end and not follow.complete:
+            return f"**NOT met** (reached the end with {follow.events:,} of {follow.expected:,})"
+        rate, rate_goal = follow.events_per_s, self.follow_rate_goal
+        ratio = follow.seconds_for_all / ndjson_s if ndjson_s > 0 else float("nan")
+        time_goal = self.follow_ratio_goal
+        if rate >= rate_goal:
+            rate_text = f"the rate is {100 * (rate / rate_goal - 1):.0f}% above {rate_goal:,.0f}"
+        else:
+            rate_text = (
+                f"the rate is {100 * (1 - rate / rate_goal):.0f}% short of {rate_goal:,.0f} "
+                f"(needs ×{rate_goal / rate:.2f})"
+            )
+        if math.isnan(ratio):
+            time_text = "no NDJSON export time to compare with"
+        else:
+            time_text = f"the time is {ratio:.2f}× the NDJSON export's (goal ≤ {time_goal:g}×)"
+        projected = "" if follow.complete else "; projected from the part read"
+        if rate >= rate_goal:
+            return f"**met** by the rate ({rate_text}; {time_text}{projected})"
+        if ratio <= time_goal:
+            return f"**met** by the time ({time_text}; {rate_text}{projected})"
+        return f"**NOT met** ({rate_text}; {time_text}{projected})"
+
+    def fanout_rows(self) -> list[str]:
+        fan = self.fanout
+        if fan is None:
+            return ["| j | fan-out | not run | – | – |"]
+        n = f"{fan.streams_open:,}"
+        if not fan.available:
+            what = f"fan-out to {fan.streams_wanted:,} streams"
+            return [f"| j | {what} | failed: {fan.note} | – | not measured |"]
+        ratio = fan.rate_ratio
+        rate_verdict = at_most(ratio, self.streams_rate_goal)
+        if fan.streams_open < fan.streams_wanted:
+            rate_verdict += f" — only {n} of {fan.streams_wanted:,} streams opened"
+        opened = f"{n} of {fan.streams_wanted:,} opened in {fan.open_seconds:.1f} s" + (
+            f", {fan.open_failures} failed ({'; '.join(fan.open_errors)[:200]})"
+            if fan.open_failures
+            else ""
+        )
+        rows = [
+            f"| j | transactions/s in the service's database (`pg_stat_database` xact_commit + "
+            f"xact_rollback, {fan.window_s:g} s windows, no writes); {opened} | "
+            f"0 streams: {fan.rate_idle:.1f}/s (context); 1 stream: {fan.rate_one:.1f}/s; "
+            f"{n} streams: {fan.rate_many:.1f}/s = **{ratio:.2f}×** 1 stream (worker CPU "
+            f"{fan.cpu_idle_pct:.1f}% / {fan.cpu_one_pct:.1f}% / {fan.cpu_many_pct:.1f}% of a "
+            f"core) | ≤ {self.streams_rate_goal:g}× the 1-stream rate | {rate_verdict} |"
+        ]
+        expected = fan.streams_open * fan.transitions
+        delivered = len(fan.latencies_ms)
+        failures = ""
+        if fan.transition_failures:
+            failed = "; ".join(fan.transition_failures)[:200]
+            failures = f"; {len(fan.transition_failures)} POSTs failed: {failed}"
+        if delivered:
+            p99 = fan.p99_ms
+            verdict = at_most(p99, self.delivery_p99_goal_ms)
+            if fan.missing or fan.duplicates or fan.streams_complete < fan.streams_open:
+                verdict = (
+                    f"**NOT met**: {fan.streams_open - fan.streams_complete:,} streams missed "
+                    f"or repeated events (p99 alone: {verdict})"
+                )
+            value = (
+                f"p50 **{_ms(fan.p50_ms)}** / p99 **{_ms(p99)}** / max {_ms(fan.max_ms)} ms; "
+                f"{delivered:,} of {expected:,} deliveries, {fan.missing:,} missing, "
+                f"{fan.duplicates:,} repeated; streams with every event once: "
+                f"**{fan.streams_complete:,} / {n}**"
+                + (f"; {fan.streams_ended_early} ended early" if fan.streams_ended_early else "")
+            )
+        else:
+            verdict, value = "not measured", f"no event arrived{failures or ''}"
+        rows.append(
+            f"| j | {fan.transitions} transitions, {fan.spacing_s:g} s apart, with {n} streams "
+            f"open: POST's response → the event's arrival on each stream{failures} | {value} | "
+            f"p99 ≤ {self.delivery_p99_goal_ms / 1000:g} s, every stream every event | {verdict} |"
+        )
+        rows.append(
+            f"| j | worker RSS with {n} streams open | **{fan.rss_open_mb:.0f} MB** (before "
+            f"opening {fan.rss_before_mb:.0f} MB; peak while they were open "
+            f"{fan.rss_peak_mb:.0f} MB) | ≤ {self.streams_rss_goal_mb:g} MB | "
+            f"{at_most(max(fan.rss_open_mb, fan.rss_peak_mb), self.streams_rss_goal_mb)} |"
+        )
+        closed = "yes" if fan.closed else "**NO**"
+        rows.append(
+            f"| j | every stream closed afterwards (the worker's open files) | {closed}: "
+            f"{fan.fds_before} before, {fan.fds_open} open, {fan.fds_after} "
+            f"{fan.closed_in_s:.1f} s after closing | back to before | "
+            f"{'**met**' if fan.closed else '**NOT met**'} |"
+        )
+        if fan.note:
+            rows.append(f"| j | note | {fan.note} | – | – |")
+        return rows
+
+    def markdown(self) -> list[str]:
+        if not self.measured:
+            return []
+        lines: list[str] = []
+        if any(part is not None for part in (self.copy, self.ndjson, self.csv, self.follow)):
+            lines += [
+                "### Exports and the feed against the database's own COPY (one connection)",
+                "",
+                "| | measurement | value | goal | verdict |",
+                "|---|---|---|---|---|",
+                self.copy_row(),
+                *self.export_rows(self.ndjson, "events.ndjson"),
+                *self.export_rows(self.csv, "events.csv"),
+                *self.follow_rows(),
+                "",
+            ]
+        if self.fanout is not None:
+            lines += [
+                f"### Live streams: {self.fanout.streams_wanted:,} on the service's one worker",
+                "",
+                "| | measurement | value | goal | verdict |",
+                "|---|---|---|---|---|",
+                *self.fanout_rows(),
+                "",
+            ]
+        return lines
+
+
 @dataclass
 class Results:
     machine: Machine
@@ -220,20 +495,17 @@ class Results:
     comparisons: list[Comparison] = field(default_factory=list)
     scaling: list[Scaling] = field(default_factory=list)
     memory: MemoryFigures = field(default_factory=MemoryFigures)
+    feeds: FeedFigures = field(default_factory=FeedFigures)
     pgbench: list[tuple[str, PgbenchResult | str]] = field(default_factory=list)
     profiles: list[ProfileSummary] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     peak_goal_mb: float = 150
     growth_goal_mb: float = 50
 
-    def markdown(self) -> str:
-        lines = [
-            f"## {self.machine.when} — {self.settings}",
-            "",
-            *self.machine.describe(self.postgres),
-            "- the load generator (wrk, pgbench) and both servers share the same cores: read "
-            "the ratios, not the absolute numbers",
-            "",
+    def _comparison_lines(self) -> list[str]:
+        if not self.comparisons:  # a partial run (--only)
+            return []
+        return [
             "### Service against the anchor (medians over rounds; S and A alternated)",
             "",
             "| | request | service req/s | anchor req/s | ratio | goal | verdict | "
@@ -244,12 +516,30 @@ class Results:
             "",
             *[comparison.detail() for comparison in self.comparisons],
             "",
+        ]
+
+    def _scaling_lines(self) -> list[str]:
+        if not self.scaling:
+            return []
+        return [
             "### Large histories (time per page, one connection, median of sequential requests)",
             "",
             "| | request | small / start | large / end | ratio | goal | verdict |",
             "|---|---|---|---|---:|---|---|",
             *[scaling.row() for scaling in self.scaling],
             "",
+        ]
+
+    def markdown(self) -> str:
+        lines = [
+            f"## {self.machine.when} — {self.settings}",
+            "",
+            *self.machine.describe(self.postgres),
+            "- the load generator (wrk, pgbench) and both servers share the same cores: read "
+            "the ratios, not the absolute numbers",
+            "",
+            *self._comparison_lines(),
+            *self._scaling_lines(),
             "### Memory",
             "",
             "| | measurement | value | goal | verdict |",
@@ -280,6 +570,7 @@ class Results:
                     f"{_ms(result.p99_ms)} | {result.failed} | {beside} |"
                 )
             lines.append("")
+        lines += self.feeds.markdown()
         if self.profiles:
             lines += ["### Profiles of the service worker under load (py-spy)", ""]
             for profile in self.profiles:

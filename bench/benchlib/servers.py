@@ -21,7 +21,7 @@ from benchlib.tools import REPO_ROOT, SetupError, run
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: if the harness dies without cleaning up, the server follows."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -117,7 +117,7 @@ def _start(name: str, command: list[str], env: dict[str, str], port: int, workdi
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the harness, which then stops it in order
-        preexec_fn=_die_with_parent,  # the harness starts no threads
+        preexec_fn=die_with_parent,  # the harness starts no threads
     )
     return Server(name=name, port=port, log_path=log_path, process=process, _log=log)
 

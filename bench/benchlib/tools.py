@@ -83,10 +83,15 @@ def find_wrk(*, install: bool) -> str:
 
 
 def find_pgbench() -> str | None:
-    found = shutil.which("pgbench")
+    return find_postgres_tool("pgbench")
+
+
+def find_postgres_tool(name: str) -> str | None:
+    """A PostgreSQL client program (pgbench, psql) on the PATH or in Debian's versioned bin."""
+    found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return candidates[-1] if candidates else None
 
 

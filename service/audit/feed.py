@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.kinds import EventKind
@@ -94,6 +103,12 @@ class FeedFilters:
 NO_FILTERS = FeedFilters()
 
 
+def _position(position: tuple[int, int]) -> ColumnElement[tuple[int, int]]:
+    # BIGINT both: transaction ids pass 2**31 in a busy database's lifetime.
+    txid, event_id = position
+    return tuple_(literal(txid, BigInteger), literal(event_id, BigInteger))
+
+
 def feed_page_query(
     query: Q,
     session: AsyncSession,
@@ -107,13 +122,13 @@ def feed_page_query(
     narrowed to one page of the feed after `after`, and up to `until` if given."""
     # A row comparison, which both databases turn into one range scan of the (txid, id) index
     # (an OR of the two cases would be a filter over everything before the cursor).
-    query = query.where(tuple_(Event.txid, Event.id) > tuple_(*after))
+    query = query.where(tuple_(Event.txid, Event.id) > _position(after))
     query = query.order_by(Event.txid, Event.id).limit(limit)
     settled = settled_filter(session)
     if settled is not None:
         query = query.where(settled)
     if until is not None:
-        query = query.where(tuple_(Event.txid, Event.id) <= tuple_(*until))
+        query = query.where(tuple_(Event.txid, Event.id) <= _position(until))
     if filters.program is not None:
         query = query.where(Program.code == filters.program)
     if filters.kind is not None:

@@ -64,6 +64,10 @@ class FeedFollower:
     ) -> None:
         self._sessions = sessions
         self._buffer_events = buffer_events
+        # A page never holds more than a queue does: a burst of commits is then fanned out a
+        # page at a time, with the streams sending between two reads, so that only a stream
+        # that really falls behind is cut off, not every stream of the worker at once.
+        self._page = min(PAGE, buffer_events)
         self._listeners: set[Listener] = set()
         self._head: Position | None = None
         self._task: asyncio.Task[None] | None = None
@@ -111,15 +115,14 @@ class FeedFollower:
             assert self._head is not None
             try:
                 async with page_session(self._sessions) as session:
-                    rows, _ = await read_feed(session, after=self._head, limit=PAGE)
+                    rows, _ = await read_feed(session, after=self._head, limit=self._page)
             except Exception:
                 log.warning("the live feed could not be read; retrying", exc_info=True)
                 await asyncio.sleep(POLL_SECONDS * 3)
                 continue
             for row in rows:
                 self._fan_out(message_of(row))
-            if len(rows) < PAGE:
-                await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(POLL_SECONDS if len(rows) < self._page else 0)
         # Nobody listens: forget the head, so that the next stream starts from the feed's end
         # then rather than from a backlog of events nobody was waiting for.
         self._head = None

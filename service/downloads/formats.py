@@ -41,6 +41,15 @@ def csv_cell(value: Any) -> Any:
 
 
 def csv_lines(rows: Iterable[Iterable[Any]]) -> str:
+    """Rows as CSV lines ending in LF, as PostgreSQL's COPY writes them (audit.rendered), with a
+    value holding a comma, a quote, a CR or an LF quoted. csv.writer quotes a lone CR only when
+    it is in the line terminator, so each row is written with CRLF and the CR taken off."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    lines = []
+    for row in rows:
+        writer.writerow(row)
+        lines.append(buffer.getvalue()[:-2] + "\n")
+        buffer.seek(0)
+        buffer.truncate()
+    return "".join(lines)

@@ -3,6 +3,8 @@ a transaction (or, on SQLite, a read snapshot) open however slowly the client re
 stays flat however long the history is. Every reader yields pages of rows already rendered as
 JSON values (ISO dates, "…Z" timestamps): the CSV and NDJSON writers only lay them out."""
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,10 +22,9 @@ from service.models.roadmaps import ProgressReport, Roadmap
 from service.programs.service import ProgramRow, program_read
 from service.roadmaps.service import progress_report_read
 
+# Rows a page: a statement's own cost spread over many, and at most a thousand of the longest
+# notes (20 KB each) held at a time.
 PAGE = 1000
-# Events a page when PostgreSQL writes them (audit.rendered): a statement's own cost spread
-# over more of them, a few MB of text held at a time.
-RENDERED_PAGE = 5000
 Row = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -86,24 +87,37 @@ async def event_text(
     a steady stream of writes still ends, and holds exactly what its ETag names), in feed
     order, as NDJSON lines or CSV lines, a page at a time, each event with the cursor to resume
     after it. PostgreSQL writes the text itself (audit.rendered); elsewhere it is laid out
-    here, from the events' models."""
-    position = after
-    while True:
+    here, from the events' models.
+
+    The next page is read while this one goes out, so the database and the worker work at
+    once: an export then takes about as long as the slower of the two, not their sum. Two
+    pages at most are held, and each read is a short session of its own."""
+
+    async def page(position: tuple[int, int]) -> tuple[str, tuple[int, int]]:
         async with page_session(sessions) as session:
             if rendered.supported(session):
-                lines, position = await rendered.read_rendered(
-                    session, form, after=position, until=until, limit=RENDERED_PAGE,
-                    filters=filters,
-                )  # fmt: skip
-                text = "".join(lines)
-            else:
-                rows, position = await read_feed(
-                    session, after=position, until=until, limit=PAGE, filters=filters
+                return await rendered.read_rendered(
+                    session, form, after=position, until=until, limit=PAGE, filters=filters
                 )
-                text = laid_out(form, rows)
-        if not text:
-            return
-        yield text
+            rows, position = await read_feed(
+                session, after=position, until=until, limit=PAGE, filters=filters
+            )
+            return laid_out(form, rows), position
+
+    reading = asyncio.ensure_future(page(after))
+    try:
+        while True:
+            text, position = await reading
+            if not text:
+                return
+            reading = asyncio.ensure_future(page(position))
+            yield text
+    finally:
+        # The client went away, or the server is stopping: the read in flight ends (it is
+        # shielded, see db.page_session) and its connection goes back to the pool.
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
 
 
 def laid_out(form: Form, rows: list[EventRow]) -> str:
