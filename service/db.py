@@ -98,8 +98,14 @@ def _postgresql_session_settings(
 
     JIT is off: every statement of the service is short, and PostgreSQL decides to compile by
     cost estimates, which the subqueries of audit.rendered inflate: it spent half a second
-    compiling a page of the feed that it then read in ten milliseconds."""
-    settings: dict[str, str] = {"jit": "off"}
+    compiling a page of the feed that it then read in ten milliseconds. Strings are standard
+    (backslashes are plain characters), as audit.rendered's literals take them to be, and
+    dates are written YYYY-MM-DD, as audit.rendered's text takes them to be."""
+    settings: dict[str, str] = {
+        "jit": "off",
+        "standard_conforming_strings": "on",
+        "DateStyle": "ISO",
+    }
     if lock_timeout_ms is not None:
         settings["lock_timeout"] = str(lock_timeout_ms)
     if statement_timeout_ms is not None:

@@ -1,12 +1,12 @@
-"""Events rendered as text by PostgreSQL: feed pages and exports at the database's pace.
+"""Events written out by PostgreSQL: feed pages and exports at the database's pace.
 
 Building a model per event, then a dict, then JSON or a CSV row, costs the worker far more than
 the database spends finding the event; a notebook pulling the whole history, or a consumer
 catching up on the feed, then waits on Python. On PostgreSQL the statement that reads a page
-returns each event already written out, as a JSON object or a CSV line, and the worker only
-joins them. The pages are the feed's own (audit.feed.feed_page_query: same order, horizon,
-filters and cursors), each read in a statement of its own, so no transaction stays open while
-a client reads slowly.
+writes each event out itself, and the worker only passes the text on: exports through COPY
+(which also lays out and quotes the CSV), feed pages as one JSON text per event. The pages are
+the feed's own (audit.feed.feed_page_query: same order, horizon, filters and cursors), each
+read in a statement of its own, so no transaction stays open while a client reads slowly.
 
 The text is the one the generic path writes (downloads.formats, audit.schemas.EventRead):
 - an NDJSON line is byte for byte `json.dumps(event, ensure_ascii=False)`, keys in EventRead's
@@ -15,8 +15,8 @@ The text is the one the generic path writes (downloads.formats, audit.schemas.Ev
 - a feed page item is the same object written compactly, as pydantic writes it, except that
   inside `sources` and `changes` the separators keep jsonb's spaces: the same JSON values;
 - a CSV line is what csv.writer writes for downloads.formats.csv_cell of each value: quoted
-  only when it holds a comma, a quote or a line break, lists joined with " | ", `changes` as
-  JSON with sorted keys (objects down to three levels deep; the service writes two), CRLF.
+  only when it holds a comma, a quote, a CR or an LF, lists joined with " | ", `changes` as
+  JSON with sorted keys (migration 0009's roadmap_sorted_json), and an LF at the end.
 tests/exports/test_rendered.py compares both paths event for event.
 
 SQLite keeps the generic path: it is the small, single-machine database.
@@ -45,8 +45,9 @@ Position = tuple[int, int]
 
 
 class Form(StrEnum):
-    FEED_ITEM = "feed_item"  # compact JSON, without the cursor (the page carries it)
-    NDJSON = "ndjson"  # JSON as json.dumps writes it, with the cursor, and a newline
+    """The forms of an export."""
+
+    NDJSON = "ndjson"  # JSON as json.dumps writes it, with the cursor, and an LF
     CSV = "csv"  # downloads.formats.EVENT_COLUMNS, lines ending in LF
 
 
@@ -64,20 +65,28 @@ _RECORDED_AT = """to_char(events.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"H
 # pagination.encode_cursor: URL-safe base64 of "[txid,id]", unpadded (short enough that
 # PostgreSQL's base64 never breaks the line).
 _CURSOR = (
-    "rtrim(translate(encode(convert_to('[' || events.txid || ',' || events.id || ']', 'UTF8'),"
-    " 'base64'), '+/', '-_'), '=')"
+    "rtrim(translate(encode(('[' || events.txid || ',' || events.id || ']')::bytea, 'base64'),"
+    " '+/', '-_'), '=')"
 )
+
+
+def _quoted(expression: str) -> str:
+    """A JSON string of a value that needs no escape: a name from a closed set the service
+    writes (audit.kinds, rules.workflow), a date, a hash's hex digits. to_json, which would
+    escape it, looks its argument's type up on every call: a quarter of a line's cost."""
+    return f"coalesce('\"' || {expression} || '\"', 'null')"
+
 
 # EventRead's fields, in its order, as JSON text.
 _JSON_FIELDS: tuple[tuple[str, str], ...] = (
     ("id", "events.id::text"),
     ("program", "to_json(programs.code)::text"),
     ("seq", "events.seq::text"),
-    ("kind", "to_json(events.kind)::text"),
-    ("from_status", _json("events.from_status")),
-    ("to_status", _json("events.to_status")),
-    ("effective_date", "to_json(events.effective_date)::text"),
-    ("recorded_at", f"'\"' || {_RECORDED_AT} || '\"'"),
+    ("kind", _quoted("events.kind")),
+    ("from_status", _quoted("events.from_status")),
+    ("to_status", _quoted("events.to_status")),
+    ("effective_date", _quoted("events.effective_date::text")),  # DateStyle ISO: db.py
+    ("recorded_at", _quoted(_RECORDED_AT)),
     ("actor", "to_json(events.actor)::text"),
     ("on_behalf_of", _json("events.on_behalf_of")),
     ("note", _json("events.note")),
@@ -86,9 +95,8 @@ _JSON_FIELDS: tuple[tuple[str, str], ...] = (
     ("changes", "coalesce(events.changes::text, 'null')"),
     ("decision", _json(_DECISION)),
     ("decision_attributed", f"{_ATTRIBUTED}::text"),
-    # Hex digits, written by audit.chain: nothing to escape.
-    ("prev_hash", "'\"' || events.prev_hash || '\"'"),
-    ("hash", "'\"' || events.hash || '\"'"),
+    ("prev_hash", _quoted("events.prev_hash")),
+    ("hash", _quoted("events.hash")),
 )
 
 
@@ -110,21 +118,6 @@ def _csv(expression: str) -> str:
     )
 
 
-def _sorted_json(expression: str, depth: int) -> str:
-    """A jsonb value as json.dumps(sort_keys=True) writes it, for objects `depth` levels deep."""
-    if depth == 0:
-        return f"{expression}::text"
-    alias = f"member{depth}"
-    # Built from this module's constants only: no value from a request reaches this text.
-    member = f"to_json({alias}.key)::text || ': ' || {_sorted_json(f'{alias}.value', depth - 1)}"
-    ordered = f"string_agg({member}, ', ' ORDER BY {alias}.key COLLATE \"C\")"
-    members = f"SELECT '{{' || {ordered} || '}}' FROM jsonb_each({expression}) AS {alias}"  # noqa: S608
-    return (
-        f"CASE WHEN jsonb_typeof({expression}) = 'object' "
-        f"THEN coalesce(({members}), '{{}}') ELSE {expression}::text END"
-    )
-
-
 def _text(expression: str) -> str:
     """A text value for COPY's CSV, which quotes as csv.writer does, but writes an empty string
     as "" where csv.writer writes nothing: so an empty string goes as NULL."""
@@ -140,14 +133,18 @@ _CSV_COLUMNS: tuple[str, ...] = (
     _text("events.kind"),
     "events.from_status",
     "events.to_status",
-    "to_char(events.effective_date, 'YYYY-MM-DD')",
+    "events.effective_date::text",  # DateStyle ISO: db.py
     _RECORDED_AT,
     _text("events.actor"),
     _text("events.on_behalf_of"),
     _text("events.note"),
     _text("events.source_url"),
-    _text("array_to_string(ARRAY(SELECT jsonb_array_elements_text(events.sources)), ' | ')"),
-    _sorted_json("events.changes", 3),
+    # " | " between sources; most events have none or one, which need no array built.
+    "CASE jsonb_array_length(events.sources) WHEN 0 THEN NULL "
+    "WHEN 1 THEN nullif(events.sources ->> 0, '') ELSE nullif(array_to_string("
+    "ARRAY(SELECT jsonb_array_elements_text(events.sources)), ' | '), '') END",
+    # json.dumps(sort_keys=True), from migration 0009; NULL without a call when there are none.
+    "roadmap_sorted_json(events.changes)",
     _text(_DECISION),
     f"CASE WHEN {_ATTRIBUTED} THEN 'True' ELSE 'False' END",
     "events.prev_hash",
@@ -155,13 +152,11 @@ _CSV_COLUMNS: tuple[str, ...] = (
     _CURSOR,
 )
 
-_TEXT: dict[Form, str] = {
-    Form.FEED_ITEM: _json_object(_JSON_FIELDS, item=",", key=":"),
-    Form.NDJSON: _json_object(
-        (*_JSON_FIELDS, ("cursor", f"'\"' || {_CURSOR} || '\"'")), item=", ", key=": "
-    )
-    + " || E'\\n'",
-}
+_FEED_ITEM = _json_object(_JSON_FIELDS, item=",", key=":")
+_NDJSON_LINE = _json_object((*_JSON_FIELDS, ("cursor", _quoted(_CURSOR))), item=", ", key=": ")
+# COPY's CSV options for NDJSON lines: a JSON text holds no control character unescaped, so
+# with these for quote and delimiter COPY writes each line as it is, then an LF.
+_AS_IS = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
 
 
 def _events(*columns: Any) -> Select[*tuple[Any, ...]]:
@@ -173,7 +168,7 @@ def _events(*columns: Any) -> Select[*tuple[Any, ...]]:
     )
 
 
-async def read_rendered(
+async def read_export(
     session: AsyncSession,
     form: Form,
     *,
@@ -181,53 +176,38 @@ async def read_rendered(
     limit: int,
     until: Position | None = None,
     filters: FeedFilters = NO_FILTERS,
-) -> tuple[str, Position]:
-    """audit.feed.read_feed, with the page written out in `form` (feed items joined by commas,
-    NDJSON and CSV lines one after the other), and the position after it (`after` when the
-    page is empty)."""
-    if form is Form.CSV:
-        text = await _copy_csv(session, after=after, limit=limit, until=until, filters=filters)
-        last_line = text[text.rfind("\n", 0, -1) + 1 :]
-        position = decode_feed_cursor(last_line.rstrip("\n").rpartition(",")[2]) if text else after
-    else:
-        query = feed_page_query(
-            _events(literal_column(_TEXT[form]), Event.txid, Event.id),
-            session, after=after, limit=limit, until=until, filters=filters,
-        )  # fmt: skip
-        rows = (await session.execute(query)).all()
-        text = ("," if form is Form.FEED_ITEM else "").join(row[0] for row in rows)
-        position = (rows[-1][1], rows[-1][2]) if rows else after
-    if not text:
-        await require_known(session, program=filters.program, roadmap=filters.roadmap)
-    return text, position
-
-
-async def _copy_csv(
-    session: AsyncSession,
-    *,
-    after: Position,
-    limit: int,
-    until: Position | None,
-    filters: FeedFilters,
-) -> str:
-    """One page of CSV lines, laid out by COPY: PostgreSQL quotes, as csv.writer does, at the
-    speed of its own COPY. The statement goes through the driver, which COPY needs."""
+) -> tuple[bytes, Position]:
+    """audit.feed.read_feed, with the page written out as NDJSON or CSV lines (UTF-8) by
+    PostgreSQL's COPY, and the position after it (`after` when the page is empty)."""
+    columns = _CSV_COLUMNS if form is Form.CSV else (_NDJSON_LINE,)
     query = feed_page_query(
-        _events(*(literal_column(column) for column in _CSV_COLUMNS)),
+        _events(*(literal_column(column) for column in columns)),
         session, after=after, limit=limit, until=until, filters=filters,
     )  # fmt: skip
-    compiled = query.compile(dialect=session.get_bind().dialect)
-    arguments = [compiled.params[name] for name in compiled.positiontup or ()]
+    # COPY takes no parameters: the values are written into the statement by SQLAlchemy, as
+    # literals (numbers, dates, and strings quoted with standard_conforming_strings on, which
+    # db.create_engine sets for the session).
+    statement = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
     connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    assert driver is not None  # a connection checked out of the pool is open
     chunks: list[bytes] = []
 
     async def collect(chunk: bytes) -> None:
         chunks.append(chunk)
 
-    driver = connection.driver_connection
-    assert driver is not None  # a connection checked out of the pool is open
-    await driver.copy_from_query(str(compiled), *arguments, output=collect, format="csv")
-    return b"".join(chunks).decode()
+    options = {"format": "csv"} if form is Form.CSV else _AS_IS
+    await driver.copy_from_query(statement, output=collect, **options)
+    text = b"".join(chunks)
+    if not text:
+        await require_known(session, program=filters.program, roadmap=filters.roadmap)
+        return text, after
+    last_line = text[text.rfind(b"\n", 0, -1) + 1 : -1]
+    if form is Form.CSV:  # the cursor is the last column
+        cursor = last_line.rpartition(b",")[2]
+    else:  # and the last member
+        cursor = last_line.rpartition(b'"cursor": "')[2].partition(b'"')[0]
+    return text, decode_feed_cursor(cursor.decode())
 
 
 async def feed_page_items(
@@ -235,9 +215,15 @@ async def feed_page_items(
 ) -> tuple[str, Position]:
     """The items of a GET /events page as the text inside its JSON array, and the position
     after them: written by PostgreSQL, or from the events' models elsewhere."""
-    if supported(session):
-        return await read_rendered(
-            session, Form.FEED_ITEM, after=after, limit=limit, filters=filters
-        )
-    rows, position = await read_feed(session, after=after, limit=limit, filters=filters)
-    return ",".join(event_json(row) for row in rows), position
+    if not supported(session):
+        events, position = await read_feed(session, after=after, limit=limit, filters=filters)
+        return ",".join(event_json(event) for event in events), position
+    query = feed_page_query(
+        _events(literal_column(_FEED_ITEM), Event.txid, Event.id),
+        session, after=after, limit=limit, filters=filters,
+    )  # fmt: skip
+    rows = (await session.execute(query)).all()
+    if not rows:
+        await require_known(session, program=filters.program, roadmap=filters.roadmap)
+        return "", after
+    return ",".join(row[0] for row in rows), (rows[-1][1], rows[-1][2])

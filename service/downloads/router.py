@@ -63,7 +63,7 @@ RoadmapQuery = Annotated[Text | None, Query(max_length=64, description="A roadma
 
 
 def _download(
-    body: AsyncIterator[str], *, name: str, media_type: str, etag: str
+    body: AsyncIterator[str] | AsyncIterator[bytes], *, name: str, media_type: str, etag: str
 ) -> StreamingResponse:
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "ETag": etag}
     return StreamingResponse(body, media_type=media_type, headers=headers)
@@ -176,7 +176,7 @@ class EventExport:
     filters: FeedFilters
     etag: str
 
-    def text(self, form: Form) -> AsyncIterator[str]:
+    def text(self, form: Form) -> AsyncIterator[bytes]:
         return service.event_text(
             self.sessions, form, after=self.after, until=self.until, filters=self.filters
         )
@@ -220,8 +220,8 @@ EventExportDep = Annotated[EventExport, Depends(event_export)]
 async def events_csv(export: EventExportDep) -> StreamingResponse:
     """The events in feed order; the `cursor` column resumes an interrupted export (`after`)."""
 
-    async def body() -> AsyncIterator[str]:
-        yield "\ufeff" + csv_lines([EVENT_COLUMNS])
+    async def body() -> AsyncIterator[bytes]:
+        yield ("\ufeff" + csv_lines([EVENT_COLUMNS])).encode()
         async for text in export.text(Form.CSV):
             yield text
 

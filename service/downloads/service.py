@@ -24,7 +24,7 @@ from service.roadmaps.service import progress_report_read
 
 # Rows a page: a statement's own cost spread over many, and at most a thousand of the longest
 # notes (20 KB each) held at a time.
-PAGE = 1000
+PAGE = 2000
 Row = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -82,7 +82,7 @@ async def event_text(
     after: tuple[int, int],
     until: tuple[int, int],
     filters: FeedFilters,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     """The feed after `after` up to `until` (the end when the export began, so an export under
     a steady stream of writes still ends, and holds exactly what its ETag names), in feed
     order, as NDJSON lines or CSV lines, a page at a time, each event with the cursor to resume
@@ -93,16 +93,16 @@ async def event_text(
     once: an export then takes about as long as the slower of the two, not their sum. Two
     pages at most are held, and each read is a short session of its own."""
 
-    async def page(position: tuple[int, int]) -> tuple[str, tuple[int, int]]:
+    async def page(position: tuple[int, int]) -> tuple[bytes, tuple[int, int]]:
         async with page_session(sessions) as session:
             if rendered.supported(session):
-                return await rendered.read_rendered(
+                return await rendered.read_export(
                     session, form, after=position, until=until, limit=PAGE, filters=filters
                 )
             rows, position = await read_feed(
                 session, after=position, until=until, limit=PAGE, filters=filters
             )
-            return laid_out(form, rows), position
+            return laid_out(form, rows).encode(), position
 
     reading = asyncio.ensure_future(page(after))
     try:

@@ -6,7 +6,7 @@ quotes, commas, line breaks, tabs, backslashes, control characters, Cyrillic, ne
 
 import json
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import rendered
 from service.audit.feed import NO_FILTERS, START, FeedFilters, read_feed
 from service.audit.kinds import EventKind
-from service.audit.rendered import Form, read_rendered
+from service.audit.rendered import Form, feed_page_items, read_export
 from service.audit.service import event_json
 from service.downloads.service import laid_out
+from service.errors import InvalidInput
 from tests.support.builders import API, create_program, transition
 
 AWKWARD = 'He said "yes, but"\r\nthen\tleft \\ back \u2028 — Союзное государство, «да»'
@@ -70,11 +71,11 @@ async def write_awkward_history(client: httpx.AsyncClient) -> None:
 
 async def both_paths(
     session: AsyncSession, form: Form, filters: FeedFilters = NO_FILTERS
-) -> tuple[str, str]:
-    text, position = await read_rendered(session, form, after=START, limit=100_000, filters=filters)
+) -> tuple[bytes, bytes]:
+    text, position = await read_export(session, form, after=START, limit=100_000, filters=filters)
     rows, generic_position = await read_feed(session, after=START, limit=100_000, filters=filters)
     assert position == generic_position
-    return text, laid_out(form, rows)
+    return text, laid_out(form, rows).encode()
 
 
 async def test_ndjson_and_csv_lines_are_the_generic_paths_byte_for_byte(
@@ -83,9 +84,9 @@ async def test_ndjson_and_csv_lines_are_the_generic_paths_byte_for_byte(
     await write_awkward_history(client)
     for form in (Form.NDJSON, Form.CSV):
         text, generic = await both_paths(session, form)
-        assert text.count("\n") > 150  # the seeded history and the awkward one
+        assert text.count(b"\n") > 150  # the seeded history and the awkward one
         # Line by line first, for a readable failure.
-        for ours, theirs in zip(text.split("\n"), generic.split("\n"), strict=True):
+        for ours, theirs in zip(text.split(b"\n"), generic.split(b"\n"), strict=True):
             assert ours == theirs
         assert text == generic, form
 
@@ -94,7 +95,7 @@ async def test_feed_items_are_the_same_json_with_keys_in_the_same_order(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     await write_awkward_history(client)
-    text, _ = await read_rendered(session, Form.FEED_ITEM, after=START, limit=100_000)
+    text, _ = await feed_page_items(session, after=START, limit=100_000)
     items = json.loads(f"[{text}]")
     rows, _ = await read_feed(session, after=START, limit=100_000)
     assert len(items) == len(rows) > 150
@@ -121,3 +122,25 @@ async def test_filters_select_the_same_events(
         text, generic = await both_paths(session, form, filters)
         assert text
         assert text == generic
+
+
+async def test_known_at_selects_the_same_events(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    seeded_by = datetime.now(UTC)
+    await write_awkward_history(client)
+    for form in (Form.NDJSON, Form.CSV):
+        text, generic = await both_paths(session, form, FeedFilters(known_at=seeded_by))
+        assert text
+        assert b"awkward" not in text
+        assert text == generic
+
+
+async def test_a_filter_is_a_value_in_the_statement_never_sql(session: AsyncSession) -> None:
+    """COPY takes no parameters, so filter values are written into the statement: quotes and
+    backslashes stay characters of the value."""
+    for form in (Form.NDJSON, Form.CSV):
+        with pytest.raises(InvalidInput):
+            await read_export(
+                session, form, after=START, limit=10, filters=FeedFilters(program="it's \\ x'--")
+            )
