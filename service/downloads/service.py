@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -107,16 +108,17 @@ async def event_text(
     reading = asyncio.ensure_future(page(after))
     try:
         while True:
-            text, position = await reading
+            # Shielded: a cancelled waiter would cancel the read mid-statement (see below).
+            text, position = await asyncio.shield(reading)
             if not text:
                 return
             reading = asyncio.ensure_future(page(position))
             yield text
     finally:
-        # The client went away, or the server is stopping: the read in flight ends (it is
-        # shielded, see db.page_session) and its connection goes back to the pool.
-        reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # The client went away, or the server is stopping: the read in flight is let end (it
+        # takes milliseconds), so its connection goes back to the pool whole (db.page_session
+        # says why a read cut short does harm); the cancellation lands after it.
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await reading
 
 
