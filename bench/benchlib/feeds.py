@@ -87,6 +87,9 @@ def time_psql_copy(
     if psql is None:
         return CopyTiming(rows=rows, note="psql not found (apt-get install -y postgresql-client)")
     command = [psql, dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", COPY_COMMAND]
+    # JIT off, as in the service's own sessions (service/db.py): PostgreSQL would otherwise
+    # spend a share of this run compiling the query, and the floor would look slower than it is.
+    environment = {**os.environ, "PGOPTIONS": "-c jit=off"}
     seconds: list[float] = []
     for _ in range(runs):
         started = time.monotonic()
@@ -98,6 +101,7 @@ def time_psql_copy(
                 stderr=subprocess.PIPE,
                 timeout=timeout,
                 check=False,
+                env=environment,
             )
         except subprocess.TimeoutExpired:
             return CopyTiming(seconds, rows, f"psql took over {timeout:.0f} s")
