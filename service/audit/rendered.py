@@ -110,14 +110,6 @@ def _json_object(fields: tuple[tuple[str, str], ...], *, item: str, key: str) ->
     return "(" + " || ".join(pieces) + " || '}')"
 
 
-def _csv(expression: str) -> str:
-    """A text value as csv.writer writes it (QUOTE_MINIMAL); NULL as nothing."""
-    return (
-        f"coalesce(CASE WHEN {expression} ~ '[\",\\r\\n]' "
-        f"THEN '\"' || replace({expression}, '\"', '\"\"') || '\"' ELSE {expression} END, '')"
-    )
-
-
 def _text(expression: str) -> str:
     """A text value for COPY's CSV, which quotes as csv.writer does, but writes an empty string
     as "" where csv.writer writes nothing: so an empty string goes as NULL."""

@@ -1,7 +1,8 @@
 """Reading an export page by page, each page in its own short session, so an export never holds
 a transaction (or, on SQLite, a read snapshot) open however slowly the client reads, and memory
-stays flat however long the history is. Every reader yields pages of rows already rendered as
-JSON values (ISO dates, "…Z" timestamps): the CSV and NDJSON writers only lay them out."""
+stays flat however long the history is. The readers of programmes, milestones and progress
+reports yield pages of rows rendered as JSON values (ISO dates, "…Z" timestamps), which the
+router lays out as CSV; the events come as text already (event_text)."""
 
 import asyncio
 import contextlib
@@ -23,8 +24,9 @@ from service.models.roadmaps import ProgressReport, Roadmap
 from service.programs.service import ProgramRow, program_read
 from service.roadmaps.service import progress_report_read
 
-# Rows a page: a statement's own cost spread over many, and at most a thousand of the longest
-# notes (20 KB each) held at a time.
+# Rows a page: a statement's own cost spread over many. Two pages are held at a time (the next
+# is read ahead): a few MB for events as they are, 80 MB if every note were 10,000 Cyrillic
+# characters long.
 PAGE = 2000
 Row = dict[str, Any]
 Sessions = async_sessionmaker[AsyncSession]
