@@ -38,7 +38,7 @@ from service.audit.feed import (
 from service.audit.service import event_json
 from service.filters import require_known
 from service.models.decisions import DecisionAttribution
-from service.models.events import Event
+from service.models.events import Event, EventText
 from service.models.programs import Program
 
 Position = tuple[int, int]
@@ -55,59 +55,9 @@ def supported(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _json(expression: str) -> str:
-    return f"coalesce(to_json({expression})::text, 'null')"
-
-
 _DECISION = "coalesce(events.decision, decision_attributions.decision)"
 _ATTRIBUTED = "(events.decision IS NULL AND decision_attributions.decision IS NOT NULL)"
 _RECORDED_AT = """to_char(events.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-# pagination.encode_cursor: URL-safe base64 of "[txid,id]", unpadded (short enough that
-# PostgreSQL's base64 never breaks the line).
-_CURSOR = (
-    "rtrim(translate(encode(('[' || events.txid || ',' || events.id || ']')::bytea, 'base64'),"
-    " '+/', '-_'), '=')"
-)
-
-
-def _quoted(expression: str) -> str:
-    """A JSON string of a value that needs no escape: a name from a closed set the service
-    writes (audit.kinds, rules.workflow), a date, a hash's hex digits. to_json, which would
-    escape it, looks its argument's type up on every call: a quarter of a line's cost."""
-    return f"coalesce('\"' || {expression} || '\"', 'null')"
-
-
-# EventRead's fields, in its order, as JSON text.
-_JSON_FIELDS: tuple[tuple[str, str], ...] = (
-    ("id", "events.id::text"),
-    ("program", "to_json(programs.code)::text"),
-    ("seq", "events.seq::text"),
-    ("kind", _quoted("events.kind")),
-    ("from_status", _quoted("events.from_status")),
-    ("to_status", _quoted("events.to_status")),
-    ("effective_date", _quoted("events.effective_date::text")),  # DateStyle ISO: db.py
-    ("recorded_at", _quoted(_RECORDED_AT)),
-    ("actor", "to_json(events.actor)::text"),
-    ("on_behalf_of", _json("events.on_behalf_of")),
-    ("note", _json("events.note")),
-    ("source_url", _json("events.source_url")),
-    ("sources", "coalesce(events.sources::text, 'null')"),
-    ("changes", "coalesce(events.changes::text, 'null')"),
-    ("decision", _json(_DECISION)),
-    ("decision_attributed", f"{_ATTRIBUTED}::text"),
-    ("prev_hash", _quoted("events.prev_hash")),
-    ("hash", _quoted("events.hash")),
-)
-
-
-def _json_object(fields: tuple[tuple[str, str], ...], *, item: str, key: str) -> str:
-    """SQL writing a JSON object of `fields` (name, SQL giving its JSON text), with these
-    separators between members and after keys."""
-    pieces = []
-    for index, (name, value) in enumerate(fields):
-        before = "{" if index == 0 else item
-        pieces.append(f"'{before}\"{name}\"{key}' || {value}")
-    return "(" + " || ".join(pieces) + " || '}')"
 
 
 def _text(expression: str) -> str:
@@ -141,11 +91,14 @@ _CSV_COLUMNS: tuple[str, ...] = (
     f"CASE WHEN {_ATTRIBUTED} THEN 'True' ELSE 'False' END",
     "events.prev_hash",
     "events.hash",
-    _CURSOR,
+    "event_texts.cursor",
 )
 
-_FEED_ITEM = _json_object(_JSON_FIELDS, item=",", key=":")
-_NDJSON_LINE = _json_object((*_JSON_FIELDS, ("cursor", _quoted(_CURSOR))), item=", ", key=": ")
+# An event's JSON text is written once, when it is appended (models.events.EventText, by
+# migration 0010's trigger): `body` holds its members, so a feed item and an NDJSON line are
+# each a few concatenations.
+_FEED_ITEM = "'{' || event_texts.body || '}'"
+_NDJSON_LINE = "'{' || event_texts.body || ', \"cursor\": \"' || event_texts.cursor || '\"}'"
 # COPY's CSV options for NDJSON lines: a JSON text holds no control character unescaped, so
 # with these for quote and delimiter COPY writes each line as it is, then an LF.
 _AS_IS = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
@@ -157,6 +110,7 @@ def _events(*columns: Any) -> Select[*tuple[Any, ...]]:
         .select_from(Event)
         .join(Program, Program.id == Event.program_id)
         .outerjoin(DecisionAttribution, DecisionAttribution.event_id == Event.id)
+        .join(EventText, EventText.event_id == Event.id)
     )
 
 

@@ -4,7 +4,7 @@ here in one place so Alembic and create_app see the whole schema."""
 
 from service.db import Base
 from service.models.decisions import Decision, DecisionAttribution
-from service.models.events import Event
+from service.models.events import Event, EventText
 from service.models.idempotency import IdempotencyKey
 from service.models.keys import ApiKey
 from service.models.milestones import Milestone
@@ -18,6 +18,7 @@ __all__ = [
     "Decision",
     "DecisionAttribution",
     "Event",
+    "EventText",
     "IdempotencyKey",
     "Milestone",
     "Program",

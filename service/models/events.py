@@ -78,3 +78,22 @@ class Event(Base):
     decision: Mapped[str | None] = mapped_column(ForeignKey("decisions.code"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class EventText(Base):
+    """An event's JSON text, as the feed and the exports show it on PostgreSQL: `body` holds
+    the members of its object, `cursor` its feed cursor (audit.rendered reads them).
+
+    Written by the database, never by the service: a trigger writes it when the event is
+    appended, and rewrites it when the event is attributed to a decision afterwards (migration
+    0010, which holds the SQL). Empty on SQLite, where the text is built from the models."""
+
+    __tablename__ = "event_texts"
+    __table_args__ = (
+        # The feed's pages and exports are validated by the feed's end, not by cached views.
+        cached_reads(CachedReads.NOT_READ),
+    )
+
+    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    cursor: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,123 @@
+"""Each event's JSON text, written once when the event is appended (PostgreSQL)
+
+The feed and the event exports show an event as JSON (service.audit.rendered). Building that
+text in SQL for every read cost the database more than finding the event: twice what psql's
+own COPY of the same columns costs. Events never change, so the text is written once, when
+the event is appended, by a trigger, and reads pass it on.
+
+- `event_texts`: per event, `body` (the members of its JSON object, as json.dumps writes them,
+  keys in audit.schemas.EventRead's order) and `cursor` (its feed cursor,
+  pagination.encode_cursor). Created on both databases, filled on PostgreSQL only: SQLite
+  builds the text from the events' models.
+- `event_text_source`: the view that writes them, from events, their programme's code and a
+  decision attributed afterwards.
+- Triggers: an appended event gets its text; an event attributed to a decision afterwards
+  (decision_attributions, append-only) gets its text rewritten, since it then shows the
+  decision. Programme codes never change.
+- The events already there get theirs now.
+
+Nothing in the record changes: events and their chains are as they were. A change to what an
+event shows (a new field of EventRead) needs a migration that rewrites the view and the texts.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# to_json escapes every string as json.dumps(ensure_ascii=False) does; jsonb's own text is what
+# json.dumps makes of the values read back; timestamps are UTC with microseconds and a Z.
+SOURCE_VIEW = """
+CREATE VIEW event_text_source AS
+SELECT e.id AS event_id,
+       '"id": ' || e.id
+    || ', "program": ' || to_json(p.code)::text
+    || ', "seq": ' || e.seq
+    || ', "kind": ' || to_json(e.kind)::text
+    || ', "from_status": ' || coalesce(to_json(e.from_status)::text, 'null')
+    || ', "to_status": ' || coalesce(to_json(e.to_status)::text, 'null')
+    || ', "effective_date": ' || to_json(to_char(e.effective_date, 'YYYY-MM-DD'))::text
+    || ', "recorded_at": '
+    || to_json(to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text
+    || ', "actor": ' || to_json(e.actor)::text
+    || ', "on_behalf_of": ' || coalesce(to_json(e.on_behalf_of)::text, 'null')
+    || ', "note": ' || coalesce(to_json(e.note)::text, 'null')
+    || ', "source_url": ' || coalesce(to_json(e.source_url)::text, 'null')
+    || ', "sources": ' || coalesce(e.sources::text, 'null')
+    || ', "changes": ' || coalesce(e.changes::text, 'null')
+    || ', "decision": ' || coalesce(to_json(coalesce(e.decision, a.decision))::text, 'null')
+    || ', "decision_attributed": ' || (e.decision IS NULL AND a.decision IS NOT NULL)::text
+    || ', "prev_hash": ' || to_json(e.prev_hash)::text
+    || ', "hash": ' || to_json(e.hash)::text AS body,
+       rtrim(translate(encode(('[' || e.txid || ',' || e.id || ']')::bytea, 'base64'),
+                       '+/', '-_'), '=') AS cursor
+FROM events AS e
+JOIN programs AS p ON p.id = e.program_id
+LEFT JOIN decision_attributions AS a ON a.event_id = e.id
+"""
+
+TRIGGERS = (
+    """
+CREATE FUNCTION roadmap_write_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_texts (event_id, body, cursor)
+    SELECT event_id, body, cursor FROM event_text_source WHERE event_id = NEW.id;
+    RETURN NULL;
+END
+$$""",
+    """
+CREATE TRIGGER events_write_text AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION roadmap_write_event_text()""",
+    """
+CREATE FUNCTION roadmap_rewrite_attributed_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE event_texts AS text SET body = source.body
+      FROM event_text_source AS source
+     WHERE source.event_id = NEW.event_id AND text.event_id = NEW.event_id;
+    RETURN NULL;
+END
+$$""",
+    """
+CREATE TRIGGER decision_attributions_rewrite_text AFTER INSERT ON decision_attributions
+    FOR EACH ROW EXECUTE FUNCTION roadmap_rewrite_attributed_event_text()""",
+)  # one statement each: the driver prepares them
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_texts",
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("cursor", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["events.id"], name=op.f("fk_event_texts_event_id_events")
+        ),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_event_texts")),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(SOURCE_VIEW)
+        for statement in TRIGGERS:
+            op.execute(statement)
+        op.execute(
+            "INSERT INTO event_texts (event_id, body, cursor) "
+            "SELECT event_id, body, cursor FROM event_text_source"
+        )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER decision_attributions_rewrite_text ON decision_attributions")
+        op.execute("DROP FUNCTION roadmap_rewrite_attributed_event_text()")
+        op.execute("DROP TRIGGER events_write_text ON events")
+        op.execute("DROP FUNCTION roadmap_write_event_text()")
+        op.execute("DROP VIEW event_text_source")
+    op.drop_table("event_texts")
