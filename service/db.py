@@ -100,7 +100,7 @@ def _postgresql_session_settings(
     cost estimates, which the subqueries of audit.rendered inflate: it spent half a second
     compiling a page of the feed that it then read in ten milliseconds. Strings are standard
     (backslashes are plain characters), as audit.rendered's literals take them to be, and
-    dates are written YYYY-MM-DD, as audit.rendered's text takes them to be."""
+    dates are written YYYY-MM-DD, as audit.rendered's CSV takes them to be."""
     settings: dict[str, str] = {
         "jit": "off",
         "standard_conforming_strings": "on",

@@ -35,7 +35,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # to_json escapes every string as json.dumps(ensure_ascii=False) does; jsonb's own text is what
-# json.dumps makes of the values read back; timestamps are UTC with microseconds and a Z.
+# json.dumps makes of the values read back; timestamps are UTC with microseconds and a Z. The
+# driver (asyncpg) stores the first and the last day Python has as -infinity and infinity, and
+# reads them back as those days: so they are written here.
 SOURCE_VIEW = """
 CREATE VIEW event_text_source AS
 SELECT e.id AS event_id,
@@ -45,7 +47,10 @@ SELECT e.id AS event_id,
     || ', "kind": ' || to_json(e.kind)::text
     || ', "from_status": ' || coalesce(to_json(e.from_status)::text, 'null')
     || ', "to_status": ' || coalesce(to_json(e.to_status)::text, 'null')
-    || ', "effective_date": ' || to_json(to_char(e.effective_date, 'YYYY-MM-DD'))::text
+    || ', "effective_date": "' || CASE WHEN isfinite(e.effective_date)
+                                       THEN to_char(e.effective_date, 'YYYY-MM-DD')
+                                       WHEN e.effective_date < '2000-01-01' THEN '0001-01-01'
+                                       ELSE '9999-12-31' END || '"'
     || ', "recorded_at": '
     || to_json(to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text
     || ', "actor": ' || to_json(e.actor)::text

@@ -1,19 +1,23 @@
-"""Events written out by PostgreSQL: feed pages and exports at the database's pace.
+"""Events as text, from PostgreSQL: feed pages and exports at the database's pace.
 
 Building a model per event, then a dict, then JSON or a CSV row, costs the worker far more than
 the database spends finding the event; a notebook pulling the whole history, or a consumer
-catching up on the feed, then waits on Python. On PostgreSQL the statement that reads a page
-writes each event out itself, and the worker only passes the text on: exports through COPY
-(which also lays out and quotes the CSV), feed pages as one JSON text per event. The pages are
-the feed's own (audit.feed.feed_page_query: same order, horizon, filters and cursors), each
-read in a statement of its own, so no transaction stays open while a client reads slowly.
+catching up on the feed, then waits on Python. On PostgreSQL the worker only passes text on:
+- each event's JSON text is written once, when the event is appended (models.events.EventText,
+  kept by migration 0010's triggers), since events never change; a feed item or an NDJSON line
+  is that text with its braces (and its cursor);
+- CSV lines are laid out and quoted by COPY itself;
+- exports go through COPY, so the bytes reach the worker as they will leave it.
+The pages are the feed's own (audit.feed.feed_page_query: same order, horizon, filters and
+cursors), each read in a statement of its own, so no transaction stays open while a client
+reads slowly.
 
 The text is the one the generic path writes (downloads.formats, audit.schemas.EventRead):
 - an NDJSON line is byte for byte `json.dumps(event, ensure_ascii=False)`, keys in EventRead's
   order, `sources` and `changes` as the database keeps them (jsonb's text, which is what
   json.dumps makes of the values it reads back);
-- a feed page item is the same object written compactly, as pydantic writes it, except that
-  inside `sources` and `changes` the separators keep jsonb's spaces: the same JSON values;
+- a feed page item is the same object: the same JSON values, keys in the same order, written
+  with json.dumps's spaces where pydantic writes none;
 - a CSV line is what csv.writer writes for downloads.formats.csv_cell of each value: quoted
   only when it holds a comma, a quote, a CR or an LF, lists joined with " | ", `changes` as
   JSON with sorted keys (migration 0009's roadmap_sorted_json), and an LF at the end.
@@ -75,7 +79,9 @@ _CSV_COLUMNS: tuple[str, ...] = (
     _text("events.kind"),
     "events.from_status",
     "events.to_status",
-    "events.effective_date::text",  # DateStyle ISO: db.py
+    # asyncpg stores Python's first and last days as -infinity and infinity (migration 0010).
+    "CASE WHEN isfinite(events.effective_date) THEN events.effective_date::text "
+    "WHEN events.effective_date < '2000-01-01' THEN '0001-01-01' ELSE '9999-12-31' END",
     _RECORDED_AT,
     _text("events.actor"),
     _text("events.on_behalf_of"),
