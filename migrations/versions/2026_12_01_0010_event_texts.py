@@ -1,14 +1,15 @@
-"""Each event's JSON text, written once when the event is appended (PostgreSQL)
+"""Each event's text (JSON, CSV), written once when the event is appended (PostgreSQL)
 
-The feed and the event exports show an event as JSON (service.audit.rendered). Building that
-text in SQL for every read cost the database more than finding the event: twice what psql's
-own COPY of the same columns costs. Events never change, so the text is written once, when
-the event is appended, by a trigger, and reads pass it on.
+The feed and the event exports show an event as JSON or as a CSV line (service.audit.rendered).
+Building that text in SQL for every read cost the database more than finding the event: twice
+what psql's own COPY of the same columns costs. Events never change, so the text is written
+once, when the event is appended, by a trigger, and reads pass it on.
 
 - `event_texts`: per event, `body` (the members of its JSON object, as json.dumps writes them,
-  keys in audit.schemas.EventRead's order) and `cursor` (its feed cursor,
-  pagination.encode_cursor). Created on both databases, filled on PostgreSQL only: SQLite
-  builds the text from the events' models.
+  keys in audit.schemas.EventRead's order), `cursor` (its feed cursor,
+  pagination.encode_cursor) and `csv` (its line of /export/events.csv, without the LF).
+  Created on both databases, filled on PostgreSQL only: SQLite builds the text from the
+  events' models.
 - `event_text_source`: the view that writes them, from events, their programme's code and a
   decision attributed afterwards.
 - Triggers: an appended event gets its text; an event attributed to a decision afterwards
@@ -38,6 +39,16 @@ depends_on: str | Sequence[str] | None = None
 # json.dumps makes of the values read back; timestamps are UTC with microseconds and a Z. The
 # driver (asyncpg) stores the first and the last day Python has as -infinity and infinity, and
 # reads them back as those days: so they are written here.
+# A CSV field as Python's csv.writer writes it (QUOTE_MINIMAL): quoted when it holds a comma, a
+# quote, a CR or an LF; NULL as nothing.
+CSV_FIELD = """
+CREATE FUNCTION roadmap_csv_field(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(CASE WHEN value ~ '[",\r\n]'
+                         THEN '"' || replace(value, '"', '""') || '"' ELSE value END, '')
+$$
+"""
+
 SOURCE_VIEW = """
 CREATE VIEW event_text_source AS
 SELECT e.id AS event_id,
@@ -47,35 +58,53 @@ SELECT e.id AS event_id,
     || ', "kind": ' || to_json(e.kind)::text
     || ', "from_status": ' || coalesce(to_json(e.from_status)::text, 'null')
     || ', "to_status": ' || coalesce(to_json(e.to_status)::text, 'null')
-    || ', "effective_date": "' || CASE WHEN isfinite(e.effective_date)
-                                       THEN to_char(e.effective_date, 'YYYY-MM-DD')
-                                       WHEN e.effective_date < '2000-01-01' THEN '0001-01-01'
-                                       ELSE '9999-12-31' END || '"'
-    || ', "recorded_at": '
-    || to_json(to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text
+    || ', "effective_date": "' || shared.day || '"'
+    || ', "recorded_at": "' || shared.recorded || '"'
     || ', "actor": ' || to_json(e.actor)::text
     || ', "on_behalf_of": ' || coalesce(to_json(e.on_behalf_of)::text, 'null')
     || ', "note": ' || coalesce(to_json(e.note)::text, 'null')
     || ', "source_url": ' || coalesce(to_json(e.source_url)::text, 'null')
     || ', "sources": ' || coalesce(e.sources::text, 'null')
     || ', "changes": ' || coalesce(e.changes::text, 'null')
-    || ', "decision": ' || coalesce(to_json(coalesce(e.decision, a.decision))::text, 'null')
-    || ', "decision_attributed": ' || (e.decision IS NULL AND a.decision IS NOT NULL)::text
+    || ', "decision": ' || coalesce(to_json(shared.decision)::text, 'null')
+    || ', "decision_attributed": ' || shared.attributed::text
     || ', "prev_hash": ' || to_json(e.prev_hash)::text
     || ', "hash": ' || to_json(e.hash)::text AS body,
-       rtrim(translate(encode(('[' || e.txid || ',' || e.id || ']')::bytea, 'base64'),
-                       '+/', '-_'), '=') AS cursor
+       shared.cursor,
+       -- downloads.formats.EVENT_COLUMNS as csv.writer writes downloads.formats.csv_cell's
+       e.id || ',' || roadmap_csv_field(p.code) || ',' || e.seq
+    || ',' || roadmap_csv_field(e.kind)
+    || ',' || roadmap_csv_field(e.from_status) || ',' || roadmap_csv_field(e.to_status)
+    || ',' || shared.day || ',' || shared.recorded
+    || ',' || roadmap_csv_field(e.actor) || ',' || roadmap_csv_field(e.on_behalf_of)
+    || ',' || roadmap_csv_field(e.note) || ',' || roadmap_csv_field(e.source_url)
+    || ',' || roadmap_csv_field(array_to_string(
+                  ARRAY(SELECT jsonb_array_elements_text(e.sources)), ' | '))
+    || ',' || roadmap_csv_field(roadmap_sorted_json(e.changes))
+    || ',' || roadmap_csv_field(shared.decision)
+    || ',' || CASE WHEN shared.attributed THEN 'True' ELSE 'False' END
+    || ',' || e.prev_hash || ',' || e.hash || ',' || shared.cursor AS csv
 FROM events AS e
 JOIN programs AS p ON p.id = e.program_id
 LEFT JOIN decision_attributions AS a ON a.event_id = e.id
+CROSS JOIN LATERAL (
+    SELECT rtrim(translate(encode(('[' || e.txid || ',' || e.id || ']')::bytea, 'base64'),
+                           '+/', '-_'), '=') AS cursor,
+           CASE WHEN isfinite(e.effective_date) THEN to_char(e.effective_date, 'YYYY-MM-DD')
+                WHEN e.effective_date < '2000-01-01' THEN '0001-01-01'
+                ELSE '9999-12-31' END AS day,
+           to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded,
+           coalesce(e.decision, a.decision) AS decision,
+           (e.decision IS NULL AND a.decision IS NOT NULL) AS attributed
+) AS shared
 """
 
 TRIGGERS = (
     """
 CREATE FUNCTION roadmap_write_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO event_texts (event_id, body, cursor)
-    SELECT event_id, body, cursor FROM event_text_source WHERE event_id = NEW.id;
+    INSERT INTO event_texts (event_id, body, cursor, csv)
+    SELECT event_id, body, cursor, csv FROM event_text_source WHERE event_id = NEW.id;
     RETURN NULL;
 END
 $$""",
@@ -85,7 +114,7 @@ CREATE TRIGGER events_write_text AFTER INSERT ON events
     """
 CREATE FUNCTION roadmap_rewrite_attributed_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE event_texts AS text SET body = source.body
+    UPDATE event_texts AS text SET body = source.body, csv = source.csv
       FROM event_text_source AS source
      WHERE source.event_id = NEW.event_id AND text.event_id = NEW.event_id;
     RETURN NULL;
@@ -103,18 +132,20 @@ def upgrade() -> None:
         sa.Column("event_id", sa.BigInteger(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("cursor", sa.String(length=64), nullable=False),
+        sa.Column("csv", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["event_id"], ["events.id"], name=op.f("fk_event_texts_event_id_events")
         ),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_event_texts")),
     )
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(CSV_FIELD)
         op.execute(SOURCE_VIEW)
         for statement in TRIGGERS:
             op.execute(statement)
         op.execute(
-            "INSERT INTO event_texts (event_id, body, cursor) "
-            "SELECT event_id, body, cursor FROM event_text_source"
+            "INSERT INTO event_texts (event_id, body, cursor, csv) "
+            "SELECT event_id, body, cursor, csv FROM event_text_source"
         )
 
 
@@ -125,4 +156,5 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER events_write_text ON events")
         op.execute("DROP FUNCTION roadmap_write_event_text()")
         op.execute("DROP VIEW event_text_source")
+        op.execute("DROP FUNCTION roadmap_csv_field(text)")
     op.drop_table("event_texts")

@@ -6,8 +6,8 @@ catching up on the feed, then waits on Python. On PostgreSQL the worker only pas
 - each event's JSON text is written once, when the event is appended (models.events.EventText,
   kept by migration 0010's triggers), since events never change; a feed item or an NDJSON line
   is that text with its braces (and its cursor);
-- CSV lines are laid out and quoted by COPY itself;
-- exports go through COPY, so the bytes reach the worker as they will leave it.
+- so is its CSV line, quoted as csv.writer quotes;
+- NDJSON exports go through COPY, so the bytes reach the worker as they will leave it.
 The pages are the feed's own (audit.feed.feed_page_query: same order, horizon, filters and
 cursors), each read in a statement of its own, so no transaction stays open while a client
 reads slowly.
@@ -21,6 +21,7 @@ The text is the one the generic path writes (downloads.formats, audit.schemas.Ev
 - a CSV line is what csv.writer writes for downloads.formats.csv_cell of each value: quoted
   only when it holds a comma, a quote, a CR or an LF, lists joined with " | ", `changes` as
   JSON with sorted keys (migration 0009's roadmap_sorted_json), and an LF at the end.
+Migration 0010 holds the SQL that writes them.
 tests/exports/test_rendered.py compares both paths event for event.
 
 SQLite keeps the generic path: it is the small, single-machine database.
@@ -59,50 +60,9 @@ def supported(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-_DECISION = "coalesce(events.decision, decision_attributions.decision)"
-_ATTRIBUTED = "(events.decision IS NULL AND decision_attributions.decision IS NOT NULL)"
-_RECORDED_AT = """to_char(events.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-
-
-def _text(expression: str) -> str:
-    """A text value for COPY's CSV, which quotes as csv.writer does, but writes an empty string
-    as "" where csv.writer writes nothing: so an empty string goes as NULL."""
-    return f"nullif({expression}, '')"
-
-
-# downloads.formats.EVENT_COLUMNS, in order, as downloads.formats.csv_cell makes them, for
-# COPY … TO STDOUT (FORMAT csv) to quote and lay out.
-_CSV_COLUMNS: tuple[str, ...] = (
-    "events.id",
-    _text("programs.code"),
-    "events.seq",
-    _text("events.kind"),
-    "events.from_status",
-    "events.to_status",
-    # asyncpg stores Python's first and last days as -infinity and infinity (migration 0010).
-    "CASE WHEN isfinite(events.effective_date) THEN events.effective_date::text "
-    "WHEN events.effective_date < '2000-01-01' THEN '0001-01-01' ELSE '9999-12-31' END",
-    _RECORDED_AT,
-    _text("events.actor"),
-    _text("events.on_behalf_of"),
-    _text("events.note"),
-    _text("events.source_url"),
-    # " | " between sources; most events have none or one, which need no array built.
-    "CASE jsonb_array_length(events.sources) WHEN 0 THEN NULL "
-    "WHEN 1 THEN nullif(events.sources ->> 0, '') ELSE nullif(array_to_string("
-    "ARRAY(SELECT jsonb_array_elements_text(events.sources)), ' | '), '') END",
-    # json.dumps(sort_keys=True), from migration 0009; NULL without a call when there are none.
-    "roadmap_sorted_json(events.changes)",
-    _text(_DECISION),
-    f"CASE WHEN {_ATTRIBUTED} THEN 'True' ELSE 'False' END",
-    "events.prev_hash",
-    "events.hash",
-    "event_texts.cursor",
-)
-
-# An event's JSON text is written once, when it is appended (models.events.EventText, by
-# migration 0010's trigger): `body` holds its members, so a feed item and an NDJSON line are
-# each a few concatenations.
+# An event's text is written once, when it is appended (models.events.EventText, by migration
+# 0010's trigger): `body` holds its JSON members, so a feed item and an NDJSON line are each a
+# few concatenations, and `csv` its CSV line.
 _FEED_ITEM = "'{' || event_texts.body || '}'"
 _NDJSON_LINE = "'{' || event_texts.body || ', \"cursor\": \"' || event_texts.cursor || '\"}'"
 # COPY's CSV options for NDJSON lines: a JSON text holds no control character unescaped, so
@@ -129,11 +89,39 @@ async def read_export(
     until: Position | None = None,
     filters: FeedFilters = NO_FILTERS,
 ) -> tuple[bytes, Position]:
-    """audit.feed.read_feed, with the page written out as NDJSON or CSV lines (UTF-8) by
-    PostgreSQL's COPY, and the position after it (`after` when the page is empty)."""
-    columns = _CSV_COLUMNS if form is Form.CSV else (_NDJSON_LINE,)
+    """audit.feed.read_feed, with the page written out as NDJSON or CSV lines (UTF-8), and the
+    position after it (`after` when the page is empty)."""
+    if form is Form.CSV:
+        # Read as rows: a CSV line may hold a quoted line break, which COPY would quote again.
+        query = feed_page_query(
+            _events(EventText.csv, Event.txid, Event.id),
+            session, after=after, limit=limit, until=until, filters=filters,
+        )  # fmt: skip
+        rows = (await session.execute(query)).all()
+        if not rows:
+            await require_known(session, program=filters.program, roadmap=filters.roadmap)
+            return b"", after
+        return "".join(row[0] + "\n" for row in rows).encode(), (rows[-1][1], rows[-1][2])
+    text = await _copy_ndjson(session, after=after, limit=limit, until=until, filters=filters)
+    if not text:
+        await require_known(session, program=filters.program, roadmap=filters.roadmap)
+        return text, after
+    last_line = text[text.rfind(b"\n", 0, -1) + 1 : -1]
+    cursor = last_line.rpartition(b'"cursor": "')[2].partition(b'"')[0]  # the last member
+    return text, decode_feed_cursor(cursor.decode())
+
+
+async def _copy_ndjson(
+    session: AsyncSession,
+    *,
+    after: Position,
+    limit: int,
+    until: Position | None,
+    filters: FeedFilters,
+) -> bytes:
+    """NDJSON lines through COPY: the bytes reach the worker as they will leave it."""
     query = feed_page_query(
-        _events(*(literal_column(column) for column in columns)),
+        _events(literal_column(_NDJSON_LINE)),
         session, after=after, limit=limit, until=until, filters=filters,
     )  # fmt: skip
     # COPY takes no parameters: the values are written into the statement by SQLAlchemy, as
@@ -148,18 +136,8 @@ async def read_export(
     async def collect(chunk: bytes) -> None:
         chunks.append(chunk)
 
-    options = {"format": "csv"} if form is Form.CSV else _AS_IS
-    await driver.copy_from_query(statement, output=collect, **options)
-    text = b"".join(chunks)
-    if not text:
-        await require_known(session, program=filters.program, roadmap=filters.roadmap)
-        return text, after
-    last_line = text[text.rfind(b"\n", 0, -1) + 1 : -1]
-    if form is Form.CSV:  # the cursor is the last column
-        cursor = last_line.rpartition(b",")[2]
-    else:  # and the last member
-        cursor = last_line.rpartition(b'"cursor": "')[2].partition(b'"')[0]
-    return text, decode_feed_cursor(cursor.decode())
+    await driver.copy_from_query(statement, output=collect, **_AS_IS)
+    return b"".join(chunks)
 
 
 async def feed_page_items(

@@ -81,8 +81,8 @@ class Event(Base):
 
 
 class EventText(Base):
-    """An event's JSON text, as the feed and the exports show it on PostgreSQL: `body` holds
-    the members of its object, `cursor` its feed cursor (audit.rendered reads them).
+    """An event as the feed and the exports show it on PostgreSQL: `body` holds the members of
+    its JSON object, `cursor` its feed cursor, `csv` its CSV line (audit.rendered reads them).
 
     Written by the database, never by the service: a trigger writes it when the event is
     appended, and rewrites it when the event is attributed to a decision afterwards (migration
@@ -97,3 +97,4 @@ class EventText(Base):
     event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id"), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
     cursor: Mapped[str] = mapped_column(String(64))
+    csv: Mapped[str] = mapped_column(Text)
