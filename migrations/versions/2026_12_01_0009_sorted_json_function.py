@@ -25,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 # between members and ": " after keys, as json.dumps writes them.
 SORTED_JSON = """
 CREATE FUNCTION roadmap_sorted_json(value jsonb) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path FROM CURRENT AS $$
 BEGIN
     CASE jsonb_typeof(value)
     WHEN 'object' THEN

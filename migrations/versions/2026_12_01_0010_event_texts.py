@@ -14,7 +14,9 @@ once, when the event is appended, by a trigger, and reads pass it on.
   decision attributed afterwards.
 - Triggers: an appended event gets its text; an event attributed to a decision afterwards
   (decision_attributions, append-only) gets its text rewritten, since it then shows the
-  decision. Programme codes never change.
+  decision. Programme codes never change. Like the events, the texts refuse UPDATE, DELETE
+  and TRUNCATE; only that trigger rewrites one. Every function runs with the search_path of
+  the migration, whatever the caller's.
 - The events already there get theirs now.
 
 Nothing in the record changes: events and their chains are as they were. A change to what an
@@ -43,7 +45,7 @@ depends_on: str | Sequence[str] | None = None
 # quote, a CR or an LF; NULL as nothing.
 CSV_FIELD = """
 CREATE FUNCTION roadmap_csv_field(value text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
     SELECT coalesce(CASE WHEN value ~ '[",\r\n]'
                          THEN '"' || replace(value, '"', '""') || '"' ELSE value END, '')
 $$
@@ -93,7 +95,10 @@ CROSS JOIN LATERAL (
            CASE WHEN isfinite(e.effective_date) THEN to_char(e.effective_date, 'YYYY-MM-DD')
                 WHEN e.effective_date < '2000-01-01' THEN '0001-01-01'
                 ELSE '9999-12-31' END AS day,
-           to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded,
+           CASE WHEN isfinite(e.recorded_at)
+                THEN to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                WHEN e.recorded_at < '2000-01-01' THEN '0001-01-01T00:00:00.000000Z'
+                ELSE '9999-12-31T23:59:59.999999Z' END AS recorded,
            coalesce(e.decision, a.decision) AS decision,
            (e.decision IS NULL AND a.decision IS NOT NULL) AS attributed
 ) AS shared
@@ -101,7 +106,8 @@ CROSS JOIN LATERAL (
 
 TRIGGERS = (
     """
-CREATE FUNCTION roadmap_write_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION roadmap_write_event_text() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO event_texts (event_id, body, cursor, csv)
     SELECT event_id, body, cursor, csv FROM event_text_source WHERE event_id = NEW.id;
@@ -112,7 +118,8 @@ $$""",
 CREATE TRIGGER events_write_text AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION roadmap_write_event_text()""",
     """
-CREATE FUNCTION roadmap_rewrite_attributed_event_text() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION roadmap_rewrite_attributed_event_text() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE event_texts AS text SET body = source.body, csv = source.csv
       FROM event_text_source AS source
@@ -123,6 +130,25 @@ $$""",
     """
 CREATE TRIGGER decision_attributions_rewrite_text AFTER INSERT ON decision_attributions
     FOR EACH ROW EXECUTE FUNCTION roadmap_rewrite_attributed_event_text()""",
+    # The texts are what the feed and the exports serve: like the events, nobody edits or
+    # deletes them; only the attribution trigger above rewrites one (from inside a trigger).
+    """
+CREATE FUNCTION roadmap_event_texts_follow_events() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND pg_trigger_depth() > 1 THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'event_texts follows events: % is refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+    """
+CREATE TRIGGER event_texts_follow_events BEFORE UPDATE OR DELETE ON event_texts
+    FOR EACH ROW EXECUTE FUNCTION roadmap_event_texts_follow_events()""",
+    """
+CREATE TRIGGER event_texts_not_truncated BEFORE TRUNCATE ON event_texts
+    FOR EACH STATEMENT EXECUTE FUNCTION roadmap_event_texts_follow_events()""",
 )  # one statement each: the driver prepares them
 
 
@@ -150,11 +176,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
         op.execute("DROP TRIGGER decision_attributions_rewrite_text ON decision_attributions")
         op.execute("DROP FUNCTION roadmap_rewrite_attributed_event_text()")
         op.execute("DROP TRIGGER events_write_text ON events")
         op.execute("DROP FUNCTION roadmap_write_event_text()")
         op.execute("DROP VIEW event_text_source")
         op.execute("DROP FUNCTION roadmap_csv_field(text)")
-    op.drop_table("event_texts")
+    op.drop_table("event_texts")  # and its own triggers
+    if postgresql:
+        op.execute("DROP FUNCTION roadmap_event_texts_follow_events()")

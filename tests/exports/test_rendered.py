@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import rendered
@@ -150,3 +152,34 @@ async def test_a_filter_is_a_value_in_the_statement_never_sql(session: AsyncSess
             await read_export(
                 session, form, after=START, limit=10, filters=FeedFilters(program="it's \\ x'--")
             )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE event_texts SET body = replace(body, 'draft', 'completed')",
+        "DELETE FROM event_texts WHERE event_id = 1",
+        "TRUNCATE event_texts",
+    ],
+)
+async def test_the_texts_refuse_change_like_the_events(
+    session: AsyncSession, statement: str
+) -> None:
+    """The texts are what the feed and exports serve: edited or removed behind the service's
+    back, they would serve a forgery or skip an event with nobody the wiser."""
+    with pytest.raises(DBAPIError, match="event_texts follows events"):
+        await session.execute(text(statement))
+
+
+async def test_the_functions_do_not_depend_on_the_callers_search_path(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """A data-only restore (pg_dump sets an empty search_path) fires the triggers too."""
+    await session.execute(text("SET search_path = ''"))
+    value = {"b": {"d": 1, "c": [{"f": 2, "e": 3}]}, "a": 0}
+    nested = await session.scalar(
+        text("SELECT public.roadmap_sorted_json(CAST(:value AS jsonb))"),
+        {"value": json.dumps(value)},
+    )
+    assert nested == json.dumps(value, sort_keys=True, ensure_ascii=False)
+    await session.rollback()
