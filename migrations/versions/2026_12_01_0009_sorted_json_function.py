@@ -1,9 +1,9 @@
 """A function writing JSON with sorted keys, for the events CSV export on PostgreSQL
 
 `roadmap_sorted_json(jsonb)` writes a value as Python's json.dumps(sort_keys=True,
-ensure_ascii=False) does, at any depth: the `changes` column of /export/events.csv, laid out by
-PostgreSQL's COPY (service.audit.rendered). It is STRICT, so the events without changes, most
-of them, cost no call at all. SQLite has no such function and needs none.
+ensure_ascii=False) does, at any depth: the `changes` column of /export/events.csv, in each
+event's CSV line (written once per event by migration 0010). It is STRICT, so the events
+without changes, most of them, cost no call at all. SQLite has no such function and needs none.
 
 Nothing in the record changes.
 
