@@ -27,15 +27,17 @@ tests/exports/test_rendered.py compares both paths event for event.
 SQLite keeps the generic path: it is the small, single-machine database.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, literal_column, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.feed import (
     NO_FILTERS,
     FeedFilters,
+    attributions_recorded,
     decode_feed_cursor,
     feed_page_query,
     read_feed,
@@ -140,20 +142,37 @@ async def _copy_ndjson(
     return b"".join(chunks)
 
 
-async def feed_page_items(
+@dataclass(frozen=True)
+class FeedText:
+    """A GET /events page as text: its items (the text inside its JSON array), the position
+    after them, and audit.feed.attributions_recorded as the page was read."""
+
+    items: str
+    position: Position
+    attributions: int
+
+
+async def feed_page_text(
     session: AsyncSession, *, after: Position, limit: int, filters: FeedFilters = NO_FILTERS
-) -> tuple[str, Position]:
-    """The items of a GET /events page as the text inside its JSON array, and the position
-    after them: written by PostgreSQL, or from the events' models elsewhere."""
+) -> FeedText:
+    """A page of the feed as text: written by PostgreSQL, or from the events' models
+    elsewhere. `position` is `after` when the page is empty."""
     if not supported(session):
         events, position = await read_feed(session, after=after, limit=limit, filters=filters)
-        return ",".join(event_json(event) for event in events), position
+        attributions = await attributions_recorded(session)
+        return FeedText(",".join(event_json(event) for event in events), position, attributions)
+    # The attribution count is read by the same statement, so in the same snapshot as the page
+    # (over the whole table: not correlated with the page's outer join to it).
+    attribution_count = (
+        select(func.count()).select_from(DecisionAttribution).correlate(None).scalar_subquery()
+    )
     query = feed_page_query(
-        _events(literal_column(_FEED_ITEM), Event.txid, Event.id),
+        _events(literal_column(_FEED_ITEM), Event.txid, Event.id, attribution_count),
         session, after=after, limit=limit, filters=filters,
     )  # fmt: skip
     rows = (await session.execute(query)).all()
     if not rows:
         await require_known(session, program=filters.program, roadmap=filters.roadmap)
-        return "", after
-    return ",".join(row[0] for row in rows), (rows[-1][1], rows[-1][2])
+        return FeedText("", after, await attributions_recorded(session))
+    _, txid, event_id, count = rows[-1]
+    return FeedText(",".join([row[0] for row in rows]), (txid, event_id), count)

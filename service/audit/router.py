@@ -4,12 +4,11 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.audit.feed import (
     FeedFilters,
-    attributions_recorded,
     decode_feed_cursor,
     encode_feed_cursor,
 )
 from service.audit.kinds import EventKind
-from service.audit.rendered import feed_page_items
+from service.audit.rendered import feed_page_text
 from service.audit.schemas import DigestRead, EventFeedPage, MismatchRead, VerifyRead
 from service.audit.verify import digest_as_of, verify_chains
 from service.caching import check_not_modified, json_answer, view_key, weak_etag
@@ -34,21 +33,20 @@ async def list_events(
     """Every committed event in feed order. `next_cursor` is always set (equal to `after` when
     nothing is new), so a consumer that keeps it and polls sees each event exactly once."""
     async with open_session(request) as session:
-        items, position = await feed_page_items(
+        page = await feed_page_text(
             session,
             after=decode_feed_cursor(after),
             limit=limit,
             filters=FeedFilters(program=program, kind=kind),
         )
-        attributed = await attributions_recorded(session)
     # What a page holds is settled by where it ends, not by the data's fingerprint: an event
     # below the horizon can become visible without any new commit (see audit.feed).
-    next_cursor = encode_feed_cursor(position)
-    etag = weak_etag(f"{view_key(request)}|{next_cursor}|{attributed}")
+    next_cursor = encode_feed_cursor(page.position)
+    etag = weak_etag(f"{view_key(request)}|{next_cursor}|{page.attributions}")
     check_not_modified(request, etag)
     # EventFeedPage, written out: its items come as JSON text (audit.rendered), and a cursor
     # is URL-safe base64, which JSON needs no escape for.
-    body = f'{{"items":[{items}],"next_cursor":"{next_cursor}"}}'
+    body = f'{{"items":[{page.items}],"next_cursor":"{next_cursor}"}}'
     return json_answer(body.encode(), etag)
 
 
