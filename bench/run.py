@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-PHASES = ("exports", "fanout")
+PHASES = ("reads", "transitions", "exports", "fanout")
 
 
 def _phase_list(text: str) -> list[str]:

@@ -25,16 +25,18 @@ under running workers and restart them, or their caches may answer for the old o
 
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any
 
 from cachetools import LRUCache
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Executable, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
 
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
@@ -47,22 +49,46 @@ class NotModified(Exception):
         self.etag = etag
 
 
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How the database says whether an answer stands: one statement, whose first row (with
+    the UTC day) is the answer's validator. Both the routes and cached_answers read it, the
+    first through SQLAlchemy, the second on the driver."""
+
+    statement: Executable
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def validator(self, row: Sequence[Any], today: date) -> str:
+        return ".".join(str(value) for value in row) + f".{today.isoformat()}"
+
+
 @dataclass(frozen=True)
 class View:
     """One answer: the request that asks for it (`key`), the data it is computed from
-    (`validator`) and its entity tag."""
+    (`validator`, read by `validation`) and its entity tag."""
 
     key: str
     validator: str
     etag: str
+    validation: Validation
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
+    """An answer as it went out, with what revalidates it and the route that made it (for
+    the request log and metrics of an answer given before routing, see cached_answers)."""
+
     key: str
     validator: str
+    validation: Validation
     body: bytes
+    media_type: str
     etag: str
+    route: Any
+    path_params: Mapping[str, Any]
 
     @property
     def size(self) -> int:
@@ -70,39 +96,65 @@ class _Entry:
         # keys), and so does what Python spends on the entry and its dict slot.
         return len(self.key) + len(self.validator) + len(self.body) + len(self.etag) + 400
 
+    def response(self) -> Response:
+        return Response(self.body, media_type=self.media_type, headers={"ETag": self.etag})
+
 
 def json_answer(body: bytes, etag: str) -> Response:
-    return Response(body, media_type="application/json", headers={"ETag": etag})
+    return Response(body, media_type=JSON, headers={"ETag": etag})
+
+
+def not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag})
 
 
 class ViewCache:
     """The answers this worker rendered last, by request, each with its validator."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._entries: LRUCache[str, _Entry] = LRUCache(
+        self._entries: LRUCache[str, Entry] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda entry: entry.size
         )
+
+    def entry(self, key: str) -> Entry | None:
+        return self._entries.get(key)
 
     def get(self, view: View) -> Response | None:
         entry = self._entries.get(view.key)
         if entry is None or entry.validator != view.validator:
             return None
-        return json_answer(entry.body, entry.etag)
+        return entry.response()
 
-    def put(self, view: View, answer: BaseModel) -> Response:
-        body = answer.__pydantic_serializer__.to_json(answer)
-        entry = _Entry(view.key, view.validator, body, view.etag)
+    def put(self, view: View, answer: BaseModel, scope: Scope) -> Response:
+        """Keep `answer` as JSON for `view`, asked for by the request of `scope`."""
+        return self.keep(view, answer.__pydantic_serializer__.to_json(answer), JSON, scope)
+
+    def keep(self, view: View, body: bytes, media_type: str, scope: Scope) -> Response:
+        entry = Entry(
+            view.key,
+            view.validator,
+            view.validation,
+            body,
+            media_type,
+            view.etag,
+            scope.get("route"),
+            dict(scope.get("path_params", {})),
+        )
         if entry.size <= self._entries.maxsize:
             self._entries[view.key] = entry
-        return json_answer(body, view.etag)
+        return entry.response()
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
 def view_key(request: Request) -> str:
-    # The query string is part of the view (filters, as_of, cursor ...).
-    return f"{request.url.path}?{request.url.query}"
+    return scope_view_key(request.scope)
+
+
+def scope_view_key(scope: Scope) -> str:
+    # The query string is part of the view (filters, as_of, cursor ...), as it was sent.
+    return f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
 
 
 def weak_etag(what: str) -> str:
@@ -131,10 +183,17 @@ def fingerprint_statement() -> Select[Any]:
     return select(*parts)
 
 
+@functools.cache
+def data_validation() -> Validation:
+    """What validates a computed view: the fingerprint of all the data."""
+    return Validation(fingerprint_statement())
+
+
 async def data_fingerprint(request: Request) -> str:
-    counts = await fetch_first(single_statements(request), fingerprint_statement())
+    validation = data_validation()
+    counts = await fetch_first(single_statements(request), validation.statement)
     assert counts is not None
-    return ".".join(str(count) for count in counts) + f".{today_utc().isoformat()}"
+    return validation.validator(counts, today_utc())
 
 
 def check_not_modified(request: Request, etag: str) -> None:
@@ -164,7 +223,10 @@ class CachedView:
         return self.cache.get(self.view)
 
     def answer(self, model: BaseModel) -> Response:
-        return self.cache.put(self.view, model)
+        return self.cache.put(self.view, model, self.request.scope)
+
+    def answer_text(self, text: str, media_type: str) -> Response:
+        return self.cache.keep(self.view, text.encode(), media_type, self.request.scope)
 
     async def respond(self, compute: Callable[[AsyncSession], Awaitable[BaseModel]]) -> Response:
         """The one way to declare a cached read: what the answer is computed from, in a session
@@ -179,7 +241,7 @@ async def computed_view(request: Request) -> CachedView:
     """A weak ETag for this view of all the data; 304 (via NotModified) if the client has it."""
     key = view_key(request)
     fingerprint = await data_fingerprint(request)
-    view = View(key, fingerprint, weak_etag(f"{key}|{fingerprint}"))
+    view = View(key, fingerprint, weak_etag(f"{key}|{fingerprint}"), data_validation())
     check_not_modified(request, view.etag)
     return CachedView(view, request.app.state.view_cache, request)
 
@@ -189,4 +251,4 @@ ComputedView = Annotated[CachedView, Depends(computed_view)]
 
 async def not_modified_response(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotModified)
-    return Response(status_code=304, headers={"ETag": exc.etag})
+    return not_modified(exc.etag)

@@ -15,6 +15,7 @@ from service.audit.stream import router as stream_router
 from service.auth.dependencies import require_reader
 from service.auth.router import router as keys_router
 from service.board.router import router as board_router
+from service.cached_answers import CachedAnswers
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.compression import IsalGZipMiddleware
 from service.config import Settings, get_settings
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_exception_handler(NotModified, not_modified_response)
     install_openapi(app)
+    # Innermost: a cached answer goes out through every other layer (service.cached_answers).
+    app.add_middleware(CachedAnswers)
     app.add_middleware(BodySizeLimit)
     # It leaves text/event-stream alone.
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024)

@@ -501,14 +501,16 @@ def run_all(run: Run) -> None:
     )
     if only:
         run.results.notes.append(f"partial run: --only {','.join(sorted(only))}")
-    if everything:
+    if everything or "reads" in only:
         reads(run)
     create_programmes(run)
     grow_history(run, run.args.small_events)
     if everything:
         small_timeline = time_paths(run, TIMELINE)[0]
         run.say(f"(e) timeline over {run.args.small_events:,} events: HTTP {small_timeline.status}")
+    if everything or "transitions" in only:
         transitions(run)
+    if everything:
         database_limit(run)
         large_history(run, small_timeline)
     if everything or "exports" in only:

@@ -9,6 +9,7 @@ from service.audit.service import event_read, program_history
 from service.auth.dependencies import EditorDep
 from service.caching import (
     ComputedView,
+    Validation,
     View,
     ViewCache,
     check_not_modified,
@@ -120,10 +121,11 @@ async def get_program(
     point = point_in_time(as_of, known_at)
     today = today_utc()  # one day for the answer and its cache entry, even across midnight
     # Its version decides whether the client's copy or this worker's last answer will do.
+    validation = service.version_validation(code)
     version = await service.current_version(single_statements(request), code)
     if version is None:
         raise NotFound(f"There is no programme with code {code!r}.")
-    view = program_view(request, version, point, today)
+    view = program_view(request, validation, version, point, today)
     check_not_modified(request, view.etag)
     cache: ViewCache = request.app.state.view_cache
     if (cached := cache.get(view)) is not None:
@@ -131,16 +133,23 @@ async def get_program(
     async with open_session(request) as session:
         row = await service.get_program(session, code, point, today=today)
     # A change may have committed since the version was read: tag the answer with its own.
-    return cache.put(program_view(request, row.program.version, point, today), program_read(row))
+    answer = program_view(request, validation, row.program.version, point, today)
+    return cache.put(answer, program_read(row), request.scope)
 
 
-def program_view(request: Request, version: int, point: PointInTime | None, today: date) -> View:
+def program_view(
+    request: Request,
+    validation: Validation,
+    version: int,
+    point: PointInTime | None,
+    today: date,
+) -> View:
     """The strong ETag is the one If-Match checks; an as-of view is another representation.
     Milestone figures (overdue, next due) also depend on the day, so the cache entry does."""
     etag = etag_for_version(version)
     if point is not None:
         etag = f'W/"{version}-{point.as_of}-{point.known_at}"'
-    return View(view_key(request), f"{version}.{today.isoformat()}", etag)
+    return View(view_key(request), validation.validator([version], today), etag, validation)
 
 
 @router.patch(

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from service.audit.kinds import EventKind
 from service.audit.service import append_event
+from service.caching import Validation
 from service.clock import today_utc, utc_now
 from service.conditions import etag_for_version, if_match_passes
 from service.db import fetch_first
@@ -229,9 +230,15 @@ async def get_program(
 VERSION_BY_CODE = select(Program.version).where(Program.code == bindparam("code"))
 
 
+def version_validation(code: str) -> Validation:
+    """What validates an answer about one programme: its version."""
+    return Validation(VERSION_BY_CODE, {"code": code})
+
+
 async def current_version(engine: AsyncEngine, code: str) -> int | None:
     """The programme's version as committed now, by one indexed lookup outside a transaction."""
-    row = await fetch_first(engine, VERSION_BY_CODE, {"code": code})
+    validation = version_validation(code)
+    row = await fetch_first(engine, validation.statement, validation.params)
     return None if row is None else int(row[0])
 
 

@@ -2,14 +2,12 @@
 rows as CSV at `/summary.csv` and `/timeline.csv`. Every answer is a computed view (caching.py):
 an ETag per path and query, 304s, and this worker's last answer reused while the data stands."""
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import RootModel
 
 from service.caching import CachedView, ComputedView
 from service.calendar_dates import ACCEPTED_FORMS, CalendarDay
@@ -95,11 +93,6 @@ SummaryDep = Annotated[SummaryQuery, Depends()]
 TimelineDep = Annotated[TimelineQuery, Depends()]
 
 
-class CsvText(RootModel[str]):
-    """A CSV answer as the view cache keeps it: the cache stores rendered JSON, so the text is
-    kept as one JSON string and unwrapped on the way out."""
-
-
 Wide = TypeVar("Wide", SummaryRead, TimelineRead)
 
 
@@ -124,11 +117,8 @@ async def long_csv(
     """The long rows as CSV, cached and tagged like the JSON (the tag is the CSV's own: the
     path is part of the view)."""
     if (cached := view.hit()) is not None:
-        text = json.loads(bytes(cached.body))
-    else:
-        text = rows_csv(long_rows(await compute()))
-        view.answer(CsvText(text))
-    return Response(text, media_type=CSV_MEDIA_TYPE, headers={"ETag": view.etag})
+        return cached
+    return view.answer_text(rows_csv(long_rows(await compute())), CSV_MEDIA_TYPE)
 
 
 @router.get("/summary", response_model=SummaryRead | StatusCountRows)

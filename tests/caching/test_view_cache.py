@@ -7,8 +7,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy import literal, select
 
-from service.caching import View, ViewCache
+from service.caching import Validation, View, ViewCache
 from service.config import Settings
 from service.main import create_app
 from tests.support.builders import API, bearer, create_program, transition
@@ -102,28 +103,35 @@ async def test_a_feed_page_is_tagged_by_where_it_ends(client: httpx.AsyncClient)
     assert grown.headers["etag"] != quiet.headers["etag"]
 
 
+VALIDATION = Validation(select(literal(1)))
+
+
 class _Body(BaseModel):
     text: str
 
 
 def test_the_cache_holds_what_fits_and_only_for_its_validator() -> None:
     cache = ViewCache(max_bytes=1500)  # an entry here costs about 520 bytes
-    first = View("/a", "v1", '"1"')
-    cache.put(first, _Body(text="x" * 100))
+    first = View("/a", "v1", '"1"', VALIDATION)
+    cache.put(first, _Body(text="x" * 100), {})
     assert cache.get(first) is not None
-    assert cache.get(View("/a", "v2", '"2"')) is None  # the data has moved on
+    assert cache.get(View("/a", "v2", '"2"', VALIDATION)) is None  # the data has moved on
 
-    cache.put(View("/b", "v1", '"1"'), _Body(text="y" * 100))
-    cache.put(View("/c", "v1", '"1"'), _Body(text="z" * 100))  # a third is too many: /a goes
+    cache.put(View("/b", "v1", '"1"', VALIDATION), _Body(text="y" * 100), {})
+    cache.put(
+        View("/c", "v1", '"1"', VALIDATION), _Body(text="z" * 100), {}
+    )  # a third is too many: /a goes
     assert cache.get(first) is None
-    assert cache.get(View("/c", "v1", '"1"')) is not None
+    assert cache.get(View("/c", "v1", '"1"', VALIDATION)) is not None
 
-    long_key = View("/e?" + "junk=1&" * 200, "v1", '"1"')  # the key counts against the bound
-    cache.put(long_key, _Body(text="k"))
+    long_key = View(
+        "/e?" + "junk=1&" * 200, "v1", '"1"', VALIDATION
+    )  # the key counts against the bound
+    cache.put(long_key, _Body(text="k"), {})
     assert cache.get(long_key) is None
 
-    too_big = View("/d", "v1", '"1"')
-    answer = cache.put(too_big, _Body(text="w" * 2000))
+    too_big = View("/d", "v1", '"1"', VALIDATION)
+    answer = cache.put(too_big, _Body(text="w" * 2000), {})
     assert bytes(answer.body).startswith(b'{"text":"www')  # answered, but not kept
     assert cache.get(too_big) is None
 
@@ -134,5 +142,5 @@ async def test_no_cache_when_switched_off(database_url: str) -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             await http.get(f"{API}/programs")
-            assert app.state.view_cache.get(View(f"{API}/programs?", "", "")) is None
+            assert app.state.view_cache.get(View(f"{API}/programs?", "", "", VALIDATION)) is None
             assert len(app.state.view_cache) == 0
