@@ -13,10 +13,11 @@ and query were answered 200 by the route (so the query was valid and the program
 and the validator read now decides, as on the route, so no answer is older than a change
 acknowledged before the request began, on any worker. Whatever this cannot settle goes to the
 framework unchanged: a miss, a validator that moved, a caller with an Authorization header, a
-service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or any database error (the
-route answers it as a problem, a 503 with Retry-After). It sits inside the other middleware,
-so HEAD, gzip, CORS, the request log and metrics are as for any answer; the entry names the
-route that made it, for the log's and the metrics' route label.
+service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or the database failing to
+answer (the route tries again, and answers that as a problem: a 503 with Retry-After).
+
+It sits inside the other middleware, so HEAD, gzip, CORS, the request log and metrics are as
+for any answer; the entry names the route that made it, for the log's and metrics' label.
 """
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +26,7 @@ from service.caching import ViewCache, not_modified, scope_view_key
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
 from service.db import first_row_on_driver
+from service.errors import database_trouble
 
 _AUTHORIZATION = b"authorization"
 _IF_NONE_MATCH = b"if-none-match"
@@ -62,8 +64,10 @@ async def _cached_answer(scope: Scope) -> ASGIApp | None:
         row = await first_row_on_driver(
             state.autocommit_engine, validation.statement, validation.params
         )
-    except Exception:  # the route reads it again and answers the error as it should
-        return None
+    except Exception as error:
+        if database_trouble(error) is None:
+            raise  # a bug: a 500, not a silent detour through the route
+        return None  # the route tries again and answers the trouble as a problem (a 503)
     if row is None or validation.validator(row, today_utc()) != entry.validator:
         return None
     scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)

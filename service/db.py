@@ -190,12 +190,12 @@ async def first_row_on_driver(
     """fetch_first for the hot path of cached answers (cached_answers): on PostgreSQL the
     statement, compiled once, runs on asyncpg itself, on a connection of the engine's pool,
     which costs a third of SQLAlchemy's execution path. The parameters must be values asyncpg
-    takes as they are (str, int), and errors are the driver's own, untranslated: the caller
-    falls back to the framework, whose reads turn them into problems. SQLite: fetch_first."""
+    takes as they are (str, int), and errors are the driver's own, untranslated
+    (errors.database_trouble tells them apart). SQLite: fetch_first."""
     if engine.dialect.name != "postgresql":
         return await fetch_first(engine, statement, params)
-    sql, names = _compiled_for_driver(statement, engine.dialect)
-    arguments = [params[name] for name in names]
+    sql, names, literals = _compiled_for_driver(statement, engine.dialect)
+    arguments = [params[name] if name in params else literals[name] for name in names]
     # Shielded, as page_session's reads are: a connection cut mid-statement must not go back.
     with anyio.CancelScope(shield=True):
         connection = await greenlet_spawn(engine.sync_engine.pool.connect)
@@ -212,9 +212,16 @@ async def first_row_on_driver(
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_for_driver(statement: Executable, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+def _compiled_for_driver(
+    statement: Executable, dialect: Dialect
+) -> tuple[str, tuple[str, ...], Mapping[str, Any]]:
+    """The statement's SQL, its parameters' names in order, and the values of those the
+    statement holds itself (literals such as coalesce's 0)."""
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    return compiled.string, tuple(compiled.positiontup or ())
+    literals = {
+        name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+    }
+    return compiled.string, tuple(compiled.positiontup or ()), literals
 
 
 @contextlib.asynccontextmanager

@@ -219,6 +219,74 @@ async def test_unconditional_writers_on_shared_programmes_keep_every_chain_whole
     assert_fed_once_as_acknowledged(seen, SHARED, acknowledged)
 
 
+# Reads beside the writers: answered from the workers' caches (service.cached_answers) or by
+# the routes, never older than a write acknowledged before the read began.
+READ_SHARED = [f"read-{n}" for n in range(3)]
+READERS = 8
+READ_WRITERS = 8
+
+
+async def test_reads_beside_unconditional_writers_are_never_older_than_an_acknowledged_write(
+    http: httpx.AsyncClient, live: LiveServer
+) -> None:
+    await create_programmes(http, READ_SHARED)
+    # The newest version each programme was answered with, as a writer saw its answer.
+    floor = dict.fromkeys(READ_SHARED, 1)
+    done = asyncio.Event()
+    stale: list[str] = []
+    answered: Counter[str] = Counter()
+
+    async def writer(n: int) -> None:
+        rng = random.Random(n)
+        for round_ in range(ROUNDS):
+            code = rng.choice(READ_SHARED)
+            response = await http.patch(
+                f"{API}/programs/{code}", json={"summary": f"r{n}-{round_}"}
+            )
+            assert response.status_code == 200, response.text
+            floor[code] = max(floor[code], response.json()["program"]["version"])
+
+    async def writers() -> None:
+        await asyncio.gather(*(writer(n) for n in range(READ_WRITERS)))
+        done.set()
+
+    async def reader(n: int, anonymous: httpx.AsyncClient) -> None:
+        rng = random.Random(1000 + n)
+        held: dict[str, str] = {}  # ETags this reader holds, sent back as If-None-Match
+        while not done.is_set():
+            code = rng.choice(READ_SHARED)
+            before = dict(floor)  # acknowledged before this read began
+            if rng.random() < 0.3:
+                page = await anonymous.get(f"{API}/programs", params={"limit": 500})
+                answered[f"list {page.status_code}"] += 1
+                versions = {p["code"]: p["version"] for p in page.json()["items"]}
+                stale.extend(
+                    f"list: {c} at {versions[c]} < {before[c]}"
+                    for c in READ_SHARED
+                    if versions[c] < before[c]
+                )
+                continue
+            headers = {"If-None-Match": held[code]} if code in held and rng.random() < 0.5 else {}
+            one = await anonymous.get(f"{API}/programs/{code}", headers=headers)
+            answered[f"one {one.status_code}"] += 1
+            assert one.status_code in (200, 304), one.text
+            version = int(one.headers["etag"].strip('"'))
+            if one.status_code == 200:
+                assert one.json()["version"] == version
+            if version < before[code]:
+                stale.append(f"{code}: {one.status_code} at {version} < {before[code]}")
+            held[code] = one.headers["etag"]
+
+    limits = httpx.Limits(max_connections=READERS)
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=60, limits=limits) as anonymous:
+        await asyncio.gather(writers(), *(reader(n, anonymous) for n in range(READERS)))
+    assert not stale, stale[:10]
+    # Both answers were given under load, and from the caches: a reader re-read what it held.
+    assert answered["one 304"] > 0, answered
+    assert answered["one 200"] > 0, answered
+    assert answered["list 200"] > 0, answered
+
+
 # Decisions: the programmes they share, and who writes to them at once.
 DECIDED = [f"decided-{n}" for n in range(6)]
 DECIDERS = 10
