@@ -73,4 +73,4 @@ async def _cached_answer(scope: Scope) -> ASGIApp | None:
     scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)
     if if_none_match is not None and if_none_match_hits(if_none_match, entry.etag):
         return not_modified(entry.etag)
-    return entry.response()
+    return entry

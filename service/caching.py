@@ -36,7 +36,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Executable, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
@@ -98,6 +98,17 @@ class Entry:
 
     def response(self) -> Response:
         return Response(self.body, media_type=self.media_type, headers={"ETag": self.etag})
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        """The answer as `response` writes it, straight to ASGI (for cached_answers, where
+        building a Response per request cost a tenth of the whole answer)."""
+        headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            (b"content-type", self.media_type.encode()),
+            (b"etag", self.etag.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def json_answer(body: bytes, etag: str) -> Response:

@@ -10,7 +10,7 @@ prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by the C
 
 import os
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from importlib import metadata
 
 from fastapi import APIRouter, Request
@@ -90,9 +90,21 @@ def route_template(scope: Scope) -> str:
 def record_request(
     method: str, route: str, status: int, seconds: float, *, observe_latency: bool = True
 ) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
+    _requests(method, route, status).inc()
     if observe_latency:
-        LATENCY.labels(method, route, str(status)).observe(seconds)
+        _latency(method, route, status).observe(seconds)
+
+
+# labels() costs as much as the rest of recording a request; the label sets are few (routes are
+# templates), and a method no route knows only ever costs a miss.
+@lru_cache(maxsize=1024)
+def _requests(method: str, route: str, status: int) -> Counter:
+    return REQUESTS.labels(method, route, str(status))
+
+
+@lru_cache(maxsize=1024)
+def _latency(method: str, route: str, status: int) -> Histogram:
+    return LATENCY.labels(method, route, str(status))
 
 
 @cache
