@@ -5,7 +5,7 @@ For a read the cache can answer (service.caching), the framework cost more than 
 routing, dependency solving, parameter validation, SQLAlchemy's execution path for the one
 validating statement. Here a GET is looked up in the cache by its key alone (path and query
 string, as sent), the entry's validator is read from the database now, by its prebuilt
-statement on the driver (db.first_row_on_driver), and if it stands the kept answer goes out:
+statement on the driver (db.DriverReads), and if it stands the kept answer goes out:
 the same body, media type and ETag, or a 304 for a client that holds that ETag.
 
 What a route checks first is settled by the key: an entry exists only because the same path
@@ -13,20 +13,23 @@ and query were answered 200 by the route (so the query was valid and the program
 and the validator read now decides, as on the route, so no answer is older than a change
 acknowledged before the request began, on any worker. Whatever this cannot settle goes to the
 framework unchanged: a miss, a validator that moved, a caller with an Authorization header, a
-service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or the database failing to
-answer (the route tries again, and answers that as a problem: a 503 with Retry-After).
+service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or the database unavailable
+(the route tries again on another connection, and answers a 503 with Retry-After if it fails
+too). A database too busy to answer in time is answered at once, as the route would answer it
+(a 503 with Retry-After), rather than made to wait twice.
 
 It sits inside the other middleware, so HEAD, gzip, CORS, the request log and metrics are as
 for any answer; the entry names the route that made it, for the log's and metrics' label.
 """
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.caching import ViewCache, not_modified, scope_view_key
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
-from service.db import first_row_on_driver
-from service.errors import database_trouble
+from service.db import DriverReads
+from service.errors import DatabaseTrouble, database_trouble, database_trouble_response
 
 _AUTHORIZATION = b"authorization"
 _IF_NONE_MATCH = b"if-none-match"
@@ -61,13 +64,17 @@ async def _cached_answer(scope: Scope) -> ASGIApp | None:
         return None
     validation = entry.validation
     try:
-        row = await first_row_on_driver(
-            state.autocommit_engine, validation.statement, validation.params
-        )
+        driver_reads: DriverReads = state.driver_reads
+        row = await driver_reads.first_row(validation.statement, validation.params)
     except Exception as error:
-        if database_trouble(error) is None:
+        trouble = database_trouble(error)
+        if trouble is None:
             raise  # a bug: a 500, not a silent detour through the route
-        return None  # the route tries again and answers the trouble as a problem (a 503)
+        if trouble is DatabaseTrouble.UNAVAILABLE:
+            return None  # a dead connection, say: the route tries on another one
+        # Busy (no connection or lock in time): the route would only wait as long again.
+        scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)
+        return database_trouble_response(Request(scope), error)
     if row is None or validation.validator(row, today_utc()) != entry.validator:
         return None
     scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)

@@ -312,7 +312,8 @@ def brief(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
-def _database_trouble_response(request: Request, exc: Exception) -> JSONResponse | None:
+def database_trouble_response(request: Request, exc: Exception) -> JSONResponse | None:
+    """The 503 problem for the database failing to serve (logged), None for anything else."""
     trouble = database_trouble(exc)
     if trouble is None:
         return None
@@ -328,7 +329,7 @@ def _database_trouble_response(request: Request, exc: Exception) -> JSONResponse
 
 
 async def _handle_database_error(request: Request, exc: Exception) -> JSONResponse:
-    response = _database_trouble_response(request, exc)
+    response = database_trouble_response(request, exc)
     if response is None:
         raise exc  # a bug, not an outage: on to _handle_unexpected, its 500 and its traceback
     return response
@@ -337,7 +338,7 @@ async def _handle_database_error(request: Request, exc: Exception) -> JSONRespon
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Database trouble in a form not registered below (a driver error SQLAlchemy did not wrap)
     # is still a 503, though from here the server closes the client's connection afterwards.
-    response = _database_trouble_response(request, exc)
+    response = database_trouble_response(request, exc)
     if response is not None:
         return response
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

@@ -546,6 +546,9 @@ def test_a_postgresql_outage_is_503s_and_the_server_recovers_without_a_restart(
                 assert response.status_code == 200, response.text
                 acknowledged[response.json()["event"]["id"]] = response.json()["event"]["hash"]
 
+            # Kept by both workers, so that the reads after the restart are answered from
+            # their caches (service.cached_answers), on the connections they keep for it.
+            assert [r.status_code for r in in_parallel([read] * 12)] == [200] * 12
             # A restart while the server idles: its pooled connections are dead, and none of
             # them may reach a request.
             cluster.stop("fast")
