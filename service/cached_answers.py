@@ -5,7 +5,7 @@ For a read the cache can answer (service.caching), the framework cost more than 
 routing, dependency solving, parameter validation, SQLAlchemy's execution path for the one
 validating statement. Here a GET is looked up in the cache by its key alone (path and query
 string, as sent), the entry's validator is read from the database now, by its prebuilt
-statement on the driver (db.DriverReads), and if it stands the kept answer goes out:
+statement on the driver (db.first_row_on_driver), and if it stands the kept answer goes out:
 the same body, media type and ETag, or a 304 for a client that holds that ETag.
 
 What a route checks first is settled by the key: an entry exists only because the same path
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.caching import ViewCache, not_modified, scope_view_key
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
-from service.db import DriverReads
+from service.db import first_row_on_driver
 from service.errors import DatabaseTrouble, database_trouble, database_trouble_response
 
 _AUTHORIZATION = b"authorization"
@@ -64,8 +64,9 @@ async def _cached_answer(scope: Scope) -> ASGIApp | None:
         return None
     validation = entry.validation
     try:
-        driver_reads: DriverReads = state.driver_reads
-        row = await driver_reads.first_row(validation.statement, validation.params)
+        row = await first_row_on_driver(
+            state.autocommit_engine, validation.statement, validation.params
+        )
     except Exception as error:
         trouble = database_trouble(error)
         if trouble is None:

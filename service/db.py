@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from service.db_url import is_sqlite, normalise_database_url
@@ -185,63 +184,31 @@ async def fetch_first(
         return (await connection.execute(statement, params)).first()
 
 
-class DriverReads:
-    """One-statement reads for the hot path of cached answers (cached_answers), run on asyncpg
-    itself: the statement compiled once, on a connection of the engine's pool, at a third of
-    the cost of SQLAlchemy's execution path. The parameters must be values asyncpg takes as
-    they are (str, int); errors are the driver's own, untranslated (errors.database_trouble
-    tells them apart). On SQLite these are fetch_first.
-
-    Checking a connection out of SQLAlchemy's pool and back costs more than the statement
-    (two greenlet switches and the pool's bookkeeping), so up to `keep` connections stay
-    checked out between reads, counted in the pool's size like any other. One found closed
-    (a restart) is discarded, and one that fails a read is not kept.
-    """
-
-    def __init__(self, engine: AsyncEngine, *, keep: int = 2) -> None:
-        self._engine = engine
-        self._keep = keep
-        self._idle: list[PoolProxiedConnection] = []
-
-    async def first_row(
-        self, statement: Executable, params: Mapping[str, Any]
-    ) -> Sequence[Any] | None:
-        if self._engine.dialect.name != "postgresql":
-            return await fetch_first(self._engine, statement, params)
-        sql, names, literals = _compiled_for_driver(statement, self._engine.dialect)
-        arguments = [params[name] if name in params else literals[name] for name in names]
-        # Shielded, as page_session's reads are: a connection cut mid-statement must not be
-        # used again, nor left checked out.
-        with anyio.CancelScope(shield=True):
-            connection = await self._checkout()
-            driver = connection.driver_connection
-            assert driver is not None  # a connection checked out of the pool is open
-            try:
-                row: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
-            except BaseException:
-                await greenlet_spawn(connection.invalidate)
-                await greenlet_spawn(connection.close)
-                raise
-            if len(self._idle) < self._keep:
-                self._idle.append(connection)
-            else:
-                await greenlet_spawn(connection.close)
-        return row
-
-    async def _checkout(self) -> PoolProxiedConnection:
-        while self._idle:
-            connection = self._idle.pop()
-            driver = connection.driver_connection
-            if driver is not None and not driver.is_closed():
-                return connection
+async def first_row_on_driver(
+    engine: AsyncEngine, statement: Executable, params: Mapping[str, Any]
+) -> Sequence[Any] | None:
+    """fetch_first for the hot path of cached answers (cached_answers): on PostgreSQL the
+    statement, compiled once, runs on asyncpg itself, on a connection of the engine's pool,
+    which costs a third of SQLAlchemy's execution path. The parameters must be values asyncpg
+    takes as they are (str, int), and errors are the driver's own, untranslated
+    (errors.database_trouble tells them apart). SQLite: fetch_first."""
+    if engine.dialect.name != "postgresql":
+        return await fetch_first(engine, statement, params)
+    sql, names, literals = _compiled_for_driver(statement, engine.dialect)
+    arguments = [params[name] if name in params else literals[name] for name in names]
+    # Shielded, as page_session's reads are: a connection cut mid-statement must not go back.
+    with anyio.CancelScope(shield=True):
+        connection = await greenlet_spawn(engine.sync_engine.pool.connect)
+        driver = connection.driver_connection
+        assert driver is not None  # a connection checked out of the pool is open
+        try:
+            row: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
+        except BaseException:
             await greenlet_spawn(connection.invalidate)
+            raise
+        finally:
             await greenlet_spawn(connection.close)
-        return await greenlet_spawn(self._engine.sync_engine.pool.connect)
-
-    async def close(self) -> None:
-        """Give the kept connections back, before the engine is disposed."""
-        while self._idle:
-            await greenlet_spawn(self._idle.pop().close)
+    return row
 
 
 @functools.lru_cache(maxsize=32)

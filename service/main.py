@@ -19,7 +19,7 @@ from service.cached_answers import CachedAnswers
 from service.caching import NotModified, ViewCache, not_modified_response
 from service.compression import IsalGZipMiddleware
 from service.config import Settings, get_settings
-from service.db import DriverReads, autocommit_engine, create_engine, create_sessionmaker
+from service.db import autocommit_engine, create_engine, create_sessionmaker
 from service.decisions.router import router as decisions_router
 from service.downloads.router import router as downloads_router
 from service.edges import HeadAsGet, HeaderLimits, ProblemCORSMiddleware
@@ -56,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.autocommit_engine = autocommit_engine(engine)
-        app.state.driver_reads = DriverReads(app.state.autocommit_engine)
         app.state.view_cache = ViewCache(max_bytes=settings.view_cache_mb * 2**20)
         app.state.feed_follower = FeedFollower(
             app.state.sessionmaker, buffer_events=settings.stream_buffer_events
@@ -80,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # be left holding a connection (or, on SQLite, a driver thread) past the dispose.
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            await app.state.driver_reads.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -2,7 +2,7 @@
 answer, validated by the database on every request, and only where nothing else could decide.
 
 A spy on the validating read of each path tells them apart: the fast path reads the entry's
-validator with db.DriverReads, the routes with db.fetch_first."""
+validator with db.first_row_on_driver, the routes with db.fetch_first."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +14,10 @@ import sqlalchemy.exc
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+import service.cached_answers
 import service.caching
 import service.programs.service
 from service.config import Settings
-from service.db import DriverReads
 from service.main import create_app
 from tests.conftest import in_process
 from tests.support.builders import API, bearer, create_program
@@ -45,7 +45,7 @@ class Reads:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     counted = Reads()
-    fast_path = DriverReads.first_row
+    fast_path = service.cached_answers.first_row_on_driver
 
     async def on_the_fast_path(*args: Any, **kwargs: Any) -> Any:
         counted.fast += 1
@@ -58,7 +58,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
 
         return counting
 
-    monkeypatch.setattr(DriverReads, "first_row", on_the_fast_path)
+    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", on_the_fast_path)
     for module in (service.caching, service.programs.service):
         monkeypatch.setattr(module, "fetch_first", by_the_route(module.fetch_first))
     return counted
@@ -157,7 +157,7 @@ async def test_the_database_failing_on_the_fast_path_leaves_the_answer_to_the_ro
     async def refused(*_args: Any, **_kwargs: Any) -> Any:
         raise ConnectionRefusedError("the database went away")
 
-    monkeypatch.setattr(DriverReads, "first_row", refused)
+    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", refused)
     answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 200  # the route read it again
     assert reads.route == 2
@@ -171,7 +171,7 @@ async def test_a_database_too_busy_on_the_fast_path_is_a_503_at_once(
     async def busy(*_args: Any, **_kwargs: Any) -> Any:
         raise sqlalchemy.exc.TimeoutError("no connection in time")
 
-    monkeypatch.setattr(DriverReads, "first_row", busy)
+    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", busy)
     answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 503
     assert answer.headers["content-type"] == "application/problem+json"
@@ -188,7 +188,7 @@ async def test_a_bug_on_the_fast_path_is_a_500_not_a_detour(
         async def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise KeyError("a parameter the statement does not have")
 
-        monkeypatch.setattr(DriverReads, "first_row", broken)
+        monkeypatch.setattr(service.cached_answers, "first_row_on_driver", broken)
         answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 500
     assert answer.headers["content-type"] == "application/problem+json"
