@@ -13,10 +13,10 @@ and query were answered 200 by the route (so the query was valid and the program
 and the validator read now decides, as on the route, so no answer is older than a change
 acknowledged before the request began, on any worker. Whatever this cannot settle goes to the
 framework unchanged: a miss, a validator that moved, a caller with an Authorization header, a
-service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or the database unavailable
-(the route tries again on another connection, and answers a 503 with Retry-After if it fails
-too). A database too busy to answer in time is answered at once, as the route would answer it
-(a 503 with Retry-After), rather than made to wait twice.
+service whose reads need a key (ROADMAP_REQUIRE_AUTH_FOR_READS), or a connection that died
+during the statement (the route tries again on another). A database unreachable or too busy
+to answer in time is answered at once, as the route would answer it (a 503 with
+Retry-After), rather than made to wait twice.
 
 It sits inside the other middleware, so HEAD, gzip, CORS, the request log and metrics are as
 for any answer; the entry names the route that made it, for the log's and metrics' label.
@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.caching import ViewCache, not_modified, scope_view_key
 from service.clock import today_utc
 from service.conditions import if_none_match_hits
-from service.db import first_row_on_driver
-from service.errors import DatabaseTrouble, database_trouble, database_trouble_response
+from service.db import ConnectionLost, first_row_on_driver
+from service.errors import database_trouble_response
 
 _AUTHORIZATION = b"authorization"
 _IF_NONE_MATCH = b"if-none-match"
@@ -56,29 +56,29 @@ async def _cached_answer(scope: Scope) -> ASGIApp | None:
     for name, value in scope["headers"]:
         if name == _AUTHORIZATION:
             return None
-        if name == _IF_NONE_MATCH:
+        if name == _IF_NONE_MATCH and if_none_match is None:  # the first, as Request reads it
             if_none_match = value.decode("latin-1")
     cache: ViewCache = state.view_cache
     entry = cache.entry(scope_view_key(scope))
     if entry is None:
         return None
+    # For the request log and metrics, whatever comes of it (routing sets them again).
+    scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)
     validation = entry.validation
     try:
         row = await first_row_on_driver(
             state.autocommit_engine, validation.statement, validation.params
         )
+    except ConnectionLost:
+        return None  # the route tries again, on another connection
     except Exception as error:
-        trouble = database_trouble(error)
-        if trouble is None:
+        # The database unreachable or too busy: the route would only wait as long again.
+        answer = database_trouble_response(Request(scope), error)
+        if answer is None:
             raise  # a bug: a 500, not a silent detour through the route
-        if trouble is DatabaseTrouble.UNAVAILABLE:
-            return None  # a dead connection, say: the route tries on another one
-        # Busy (no connection or lock in time): the route would only wait as long again.
-        scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)
-        return database_trouble_response(Request(scope), error)
+        return answer
     if row is None or validation.validator(row, today_utc()) != entry.validator:
         return None
-    scope["route"], scope["path_params"] = entry.route, dict(entry.path_params)
     if if_none_match is not None and if_none_match_hits(if_none_match, entry.etag):
         return not_modified(entry.etag)
     return entry

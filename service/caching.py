@@ -36,6 +36,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Executable, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from service.clock import today_utc
@@ -49,7 +50,7 @@ class NotModified(Exception):
         self.etag = etag
 
 
-JSON = "application/json"
+JSON_MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class Entry:
     body: bytes
     media_type: str
     etag: str
-    route: Any
+    headers: Sequence[tuple[bytes, bytes]]  # as the route's Response wrote them
+    route: BaseRoute | None
     path_params: Mapping[str, Any]
 
     @property
@@ -97,22 +99,22 @@ class Entry:
         return len(self.key) + len(self.validator) + len(self.body) + len(self.etag) + 400
 
     def response(self) -> Response:
-        return Response(self.body, media_type=self.media_type, headers={"ETag": self.etag})
+        return _response(self.body, self.media_type, self.etag)
 
     async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        """The answer as `response` writes it, straight to ASGI (for cached_answers, where
-        building a Response per request cost a tenth of the whole answer)."""
-        headers = [
-            (b"content-length", str(len(self.body)).encode()),
-            (b"content-type", self.media_type.encode()),
-            (b"etag", self.etag.encode()),
-        ]
+        """`response`, written straight to ASGI with the headers it wrote when kept (for
+        cached_answers, where building a Response cost a tenth of the whole answer)."""
+        headers = list(self.headers)  # a layer on the way out may change them in place
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
+def _response(body: bytes, media_type: str, etag: str) -> Response:
+    return Response(body, media_type=media_type, headers={"ETag": etag})
+
+
 def json_answer(body: bytes, etag: str) -> Response:
-    return Response(body, media_type=JSON, headers={"ETag": etag})
+    return _response(body, JSON_MEDIA_TYPE, etag)
 
 
 def not_modified(etag: str) -> Response:
@@ -138,9 +140,12 @@ class ViewCache:
 
     def put(self, view: View, answer: BaseModel, scope: Scope) -> Response:
         """Keep `answer` as JSON for `view`, asked for by the request of `scope`."""
-        return self.keep(view, answer.__pydantic_serializer__.to_json(answer), JSON, scope)
+        return self.keep(
+            view, answer.__pydantic_serializer__.to_json(answer), JSON_MEDIA_TYPE, scope
+        )
 
     def keep(self, view: View, body: bytes, media_type: str, scope: Scope) -> Response:
+        response = _response(body, media_type, view.etag)
         entry = Entry(
             view.key,
             view.validator,
@@ -148,12 +153,13 @@ class ViewCache:
             body,
             media_type,
             view.etag,
+            tuple(response.raw_headers),
             scope.get("route"),
             dict(scope.get("path_params", {})),
         )
         if entry.size <= self._entries.maxsize:
             self._entries[view.key] = entry
-        return entry.response()
+        return response
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -184,14 +184,18 @@ async def fetch_first(
         return (await connection.execute(statement, params)).first()
 
 
+class ConnectionLost(Exception):
+    """The connection died during the statement: another connection may well serve."""
+
+
 async def first_row_on_driver(
     engine: AsyncEngine, statement: Executable, params: Mapping[str, Any]
 ) -> Sequence[Any] | None:
     """fetch_first for the hot path of cached answers (cached_answers): on PostgreSQL the
     statement, compiled once, runs on asyncpg itself, on a connection of the engine's pool,
     which costs a third of SQLAlchemy's execution path. The parameters must be values asyncpg
-    takes as they are (str, int), and errors are the driver's own, untranslated
-    (errors.database_trouble tells them apart). SQLite: fetch_first."""
+    takes as they are (str, int). Errors are the driver's own, untranslated
+    (errors.database_trouble tells them apart), but for ConnectionLost. SQLite: fetch_first."""
     if engine.dialect.name != "postgresql":
         return await fetch_first(engine, statement, params)
     sql, names, literals = _compiled_for_driver(statement, engine.dialect)
@@ -203,8 +207,12 @@ async def first_row_on_driver(
         assert driver is not None  # a connection checked out of the pool is open
         try:
             row: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
-        except BaseException:
-            await greenlet_spawn(connection.invalidate)
+        except Exception as error:
+            # A timeout or a refusal leaves the connection as good as before; only a dead one
+            # is thrown away.
+            if driver.is_closed():
+                await greenlet_spawn(connection.invalidate)
+                raise ConnectionLost() from error
             raise
         finally:
             await greenlet_spawn(connection.close)
@@ -218,6 +226,9 @@ def _compiled_for_driver(
     """The statement's SQL, its parameters' names in order, and the values of those the
     statement holds itself (literals such as coalesce's 0)."""
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        # Rendered only at execution (an expanding IN, say), which the driver cannot do.
+        raise ValueError("a statement with parameters rendered at execution")
     literals = {
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
     }

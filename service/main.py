@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost: a cached answer goes out through every other layer (service.cached_answers).
     app.add_middleware(CachedAnswers)
     app.add_middleware(BodySizeLimit)
-    # It leaves text/event-stream alone.
+    # Leaves text/event-stream alone, so live events are not held back (service.compression).
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024)
     if settings.cors_origin_list:
         app.add_middleware(

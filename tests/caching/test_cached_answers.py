@@ -18,6 +18,7 @@ import service.cached_answers
 import service.caching
 import service.programs.service
 from service.config import Settings
+from service.db import ConnectionLost
 from service.main import create_app
 from tests.conftest import in_process
 from tests.support.builders import API, bearer, create_program
@@ -149,7 +150,21 @@ async def test_reads_that_need_a_key_are_never_answered_from_the_cache(
     assert reads.fast == 0
 
 
-async def test_the_database_failing_on_the_fast_path_leaves_the_answer_to_the_route(
+async def test_a_connection_lost_on_the_fast_path_leaves_the_answer_to_the_route(
+    anonymous: httpx.AsyncClient, reads: Reads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await anonymous.get(f"{API}/programs/transport")  # kept
+
+    async def lost(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConnectionLost()
+
+    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", lost)
+    answer = await anonymous.get(f"{API}/programs/transport")
+    assert answer.status_code == 200  # the route read it again, on another connection
+    assert reads.route == 2
+
+
+async def test_a_database_out_of_reach_on_the_fast_path_is_a_503_at_once(
     anonymous: httpx.AsyncClient, reads: Reads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await anonymous.get(f"{API}/programs/transport")  # kept
@@ -159,8 +174,10 @@ async def test_the_database_failing_on_the_fast_path_leaves_the_answer_to_the_ro
 
     monkeypatch.setattr(service.cached_answers, "first_row_on_driver", refused)
     answer = await anonymous.get(f"{API}/programs/transport")
-    assert answer.status_code == 200  # the route read it again
-    assert reads.route == 2
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "5"
+    assert reads.route == 1  # not made to wait a second time
 
 
 async def test_a_database_too_busy_on_the_fast_path_is_a_503_at_once(

@@ -547,7 +547,7 @@ def test_a_postgresql_outage_is_503s_and_the_server_recovers_without_a_restart(
                 acknowledged[response.json()["event"]["id"]] = response.json()["event"]["hash"]
 
             # Kept by both workers, so that the reads after the restart are answered from
-            # their caches (service.cached_answers), on the connections they keep for it.
+            # their caches (service.cached_answers), whose pooled connections are dead too.
             assert [r.status_code for r in in_parallel([read] * 12)] == [200] * 12
             # A restart while the server idles: its pooled connections are dead, and none of
             # them may reach a request.
