@@ -150,49 +150,43 @@ async def test_reads_that_need_a_key_are_never_answered_from_the_cache(
     assert reads.fast == 0
 
 
+def fail_fast_path(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    async def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", failing)
+
+
 async def test_a_connection_lost_on_the_fast_path_leaves_the_answer_to_the_route(
     anonymous: httpx.AsyncClient, reads: Reads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await anonymous.get(f"{API}/programs/transport")  # kept
-
-    async def lost(*_args: Any, **_kwargs: Any) -> Any:
-        raise ConnectionLost()
-
-    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", lost)
+    fail_fast_path(monkeypatch, ConnectionLost())
     answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 200  # the route read it again, on another connection
     assert reads.route == 2
 
 
-async def test_a_database_out_of_reach_on_the_fast_path_is_a_503_at_once(
-    anonymous: httpx.AsyncClient, reads: Reads, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "retry_after"),
+    [
+        (ConnectionRefusedError("the database went away"), "5"),  # out of reach
+        (sqlalchemy.exc.TimeoutError("no connection in time"), "1"),  # too busy
+    ],
+)
+async def test_a_database_failing_on_the_fast_path_is_a_503_at_once(
+    anonymous: httpx.AsyncClient,
+    reads: Reads,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    retry_after: str,
 ) -> None:
     await anonymous.get(f"{API}/programs/transport")  # kept
-
-    async def refused(*_args: Any, **_kwargs: Any) -> Any:
-        raise ConnectionRefusedError("the database went away")
-
-    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", refused)
+    fail_fast_path(monkeypatch, error)
     answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 503
     assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.headers["retry-after"] == "5"
-    assert reads.route == 1  # not made to wait a second time
-
-
-async def test_a_database_too_busy_on_the_fast_path_is_a_503_at_once(
-    anonymous: httpx.AsyncClient, reads: Reads, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await anonymous.get(f"{API}/programs/transport")  # kept
-
-    async def busy(*_args: Any, **_kwargs: Any) -> Any:
-        raise sqlalchemy.exc.TimeoutError("no connection in time")
-
-    monkeypatch.setattr(service.cached_answers, "first_row_on_driver", busy)
-    answer = await anonymous.get(f"{API}/programs/transport")
-    assert answer.status_code == 503
-    assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.headers["retry-after"] == "1"
+    assert answer.headers["retry-after"] == retry_after
     assert reads.route == 1  # not made to wait a second time
 
 
@@ -202,10 +196,7 @@ async def test_a_bug_on_the_fast_path_is_a_500_not_a_detour(
     async with in_process(app) as anonymous:
         await anonymous.get(f"{API}/programs/transport")  # kept
 
-        async def broken(*_args: Any, **_kwargs: Any) -> Any:
-            raise KeyError("a parameter the statement does not have")
-
-        monkeypatch.setattr(service.cached_answers, "first_row_on_driver", broken)
+        fail_fast_path(monkeypatch, KeyError("a parameter the statement does not have"))
         answer = await anonymous.get(f"{API}/programs/transport")
     assert answer.status_code == 500
     assert answer.headers["content-type"] == "application/problem+json"
