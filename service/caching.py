@@ -118,7 +118,9 @@ def json_answer(body: bytes, etag: str) -> Response:
 
 
 def not_modified(etag: str) -> Response:
-    return Response(status_code=304, headers={"ETag": etag})
+    # A 304 names what the 200 would vary on (RFC 9110 §15.4.5): its coding, which the gzip
+    # layer sets only on the bodies it compresses.
+    return Response(status_code=304, headers={"ETag": etag, "Vary": "Accept-Encoding"})
 
 
 class ViewCache:

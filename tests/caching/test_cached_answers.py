@@ -88,6 +88,7 @@ async def test_a_hit_before_routing_is_the_routes_own_answer(
     held = await anonymous.get(f"{API}{path}", headers={"If-None-Match": computed.headers["etag"]})
     assert (held.status_code, held.content) == (304, b"")
     assert held.headers["etag"] == computed.headers["etag"]
+    assert held.headers["vary"] == "Accept-Encoding"
     head = await anonymous.head(f"{API}{path}")
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["etag"] == computed.headers["etag"]
