@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 import service.cached_answers
 import service.caching
+import service.db
 import service.programs.service
 from service.config import Settings
 from service.db import ConnectionLost
@@ -46,7 +47,7 @@ class Reads:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     counted = Reads()
-    fast_path = service.cached_answers.first_row_on_driver
+    fast_path = service.db.first_row_on_driver
 
     async def on_the_fast_path(*args: Any, **kwargs: Any) -> Any:
         counted.fast += 1
