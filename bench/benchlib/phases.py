@@ -38,7 +38,7 @@ from benchlib.load import (
     time_pages,
 )
 from benchlib.profiling import finish_recording, start_recording, summarise
-from benchlib.report import Comparison, Results, Scaling
+from benchlib.report import Comparison, Load, Results, Scaling
 from benchlib.servers import Server, cpu_seconds, create_api_key, memory_of
 from benchlib.tools import find_postgres_tool
 from service.pagination import encode_cursor
@@ -49,6 +49,8 @@ EXPORT = f"{API}/export/events.ndjson"
 EXPORT_CSV = f"{API}/export/events.csv"
 FOLLOW_LIMIT = 1000  # issue 17's page size for a consumer catching up
 ANCHOR_ROWS = 28
+# Issue 16: a busy page's clients against one worker get no 5xx and no timeouts.
+LOAD_CONNECTIONS = 64
 
 
 @dataclass
@@ -186,6 +188,23 @@ def reads(run: Run) -> None:
     )
     alternate(run, listing, list_service, list_anchor)
     alternate(run, one, one_service, one_anchor)
+    for comparison, side in ((listing, list_service), (one, one_service)):
+        result = run.wrk_run(
+            run.service,
+            side.path,
+            side.scenario,
+            side.script_args(),
+            run.args.duration,
+            connections=LOAD_CONNECTIONS,
+        )
+        run.results.loads.append(
+            Load(comparison.key, comparison.service_request, LOAD_CONNECTIONS, result)
+        )
+        run.say(
+            f"({comparison.key}) at {LOAD_CONNECTIONS} connections: {result.rps:,.0f} req/s, "
+            f"p99 {result.p99_ms:.1f} ms, non-2xx {result.non_2xx}, "
+            f"socket errors {result.socket_errors}"
+        )
     profile_while(run, "a_list", "(a) list of programmes", list_service)
     profile_while(run, "b_one", "(b) one programme", one_service)
 

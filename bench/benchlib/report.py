@@ -487,12 +487,33 @@ class FeedFigures:
         return lines
 
 
+@dataclass(frozen=True)
+class Load:
+    """One request type driven at a high concurrency against the service alone."""
+
+    key: str
+    request: str
+    connections: int
+    result: WrkResult
+
+    def row(self) -> str:
+        r = self.result
+        failed = r.non_2xx + r.socket_errors
+        verdict = "**met**" if failed == 0 else f"**NOT met** ({failed} failed)"
+        return (
+            f"| {self.key} | {self.request} | {self.connections} | {r.rps:,.0f} | "
+            f"{_ms(r.p50_ms)} / {_ms(r.p99_ms)} / {_ms(r.max_ms)} | {r.non_2xx} | "
+            f"{r.socket_errors} | no 5xx, no timeouts | {verdict} |"
+        )
+
+
 @dataclass
 class Results:
     machine: Machine
     postgres: str
     settings: str
     comparisons: list[Comparison] = field(default_factory=list)
+    loads: list[Load] = field(default_factory=list)
     scaling: list[Scaling] = field(default_factory=list)
     memory: MemoryFigures = field(default_factory=MemoryFigures)
     feeds: FeedFigures = field(default_factory=FeedFigures)
@@ -518,6 +539,19 @@ class Results:
             "",
         ]
 
+    def _load_lines(self) -> list[str]:
+        if not self.loads:
+            return []
+        return [
+            "### Under load: the service's one worker at a high concurrency (one run each)",
+            "",
+            "| | request | connections | req/s | p50 / p99 / max ms | non-2xx | socket errors "
+            "and timeouts | goal | verdict |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|",
+            *[load.row() for load in self.loads],
+            "",
+        ]
+
     def _scaling_lines(self) -> list[str]:
         if not self.scaling:
             return []
@@ -539,6 +573,7 @@ class Results:
             "the ratios, not the absolute numbers",
             "",
             *self._comparison_lines(),
+            *self._load_lines(),
             *self._scaling_lines(),
             "### Memory",
             "",
