@@ -122,7 +122,7 @@ async def get_program(
     today = today_utc()  # one day for the answer and its cache entry, even across midnight
     # Its version decides whether the client's copy or this worker's last answer will do.
     validation = service.version_validation(code)
-    version = await service.current_version(single_statements(request), code)
+    version = await service.current_version(single_statements(request), validation)
     if version is None:
         raise NotFound(f"There is no programme with code {code!r}.")
     view = program_view(request, validation, version, point, today)

@@ -235,9 +235,9 @@ def version_validation(code: str) -> Validation:
     return Validation(VERSION_BY_CODE, {"code": code})
 
 
-async def current_version(engine: AsyncEngine, code: str) -> int | None:
-    """The programme's version as committed now, by one indexed lookup outside a transaction."""
-    validation = version_validation(code)
+async def current_version(engine: AsyncEngine, validation: Validation) -> int | None:
+    """The programme's version as committed now (`validation` is version_validation's), by one
+    indexed lookup outside a transaction."""
     row = await fetch_first(engine, validation.statement, validation.params)
     return None if row is None else int(row[0])
 
