@@ -198,15 +198,15 @@ async def first_row_on_driver(
     (errors.database_trouble tells them apart), but for ConnectionLost. SQLite: fetch_first."""
     if engine.dialect.name != "postgresql":
         return await fetch_first(engine, statement, params)
-    sql, names, literals = _compiled_for_driver(statement, engine.dialect)
-    arguments = [params[name] if name in params else literals[name] for name in names]
     # Shielded, as page_session's reads are: a connection cut mid-statement must not go back.
     with anyio.CancelScope(shield=True):
         connection = await greenlet_spawn(engine.sync_engine.pool.connect)
         driver = connection.driver_connection
         assert driver is not None  # a connection checked out of the pool is open
         try:
-            row: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
+            row: Sequence[Any] | None = await first_row_of(
+                driver, engine.dialect, statement, params
+            )
         except Exception as error:
             # A timeout or a refusal leaves the connection as good as before; only a dead one
             # is thrown away.
@@ -219,8 +219,45 @@ async def first_row_on_driver(
     return row
 
 
+async def first_row_of(
+    driver: Any, dialect: Dialect, statement: Executable, params: Mapping[str, Any]
+) -> Any:
+    """The first row of `statement`, compiled once for `dialect`, run on `driver`, an asyncpg
+    connection (first_row_on_driver's or driver_transaction's): an asyncpg Record, read by
+    position or by column name, or None. The parameters must be values asyncpg takes as they
+    are: str, int, date, an aware datetime, and JSON as its text."""
+    sql, names, literals = compiled_for_driver(statement, dialect)
+    arguments = [params[name] if name in params else literals[name] for name in names]
+    return await driver.fetchrow(sql, *arguments)
+
+
+@contextlib.asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """A transaction on asyncpg itself (PostgreSQL only), on a connection of the engine's pool:
+    the lean write path's (programs.lean_transitions), which costs a fraction of a session's.
+    Committed when the block ends, rolled back when it raises; errors are the driver's own,
+    untranslated (errors.database_trouble tells them apart).
+
+    Shielded, like page_session: a write cut mid-statement must neither go back to the pool
+    with its transaction open nor leave the client without the answer to what it committed. A
+    connection that died is thrown away; a timeout or a refusal leaves it as good as before."""
+    with anyio.CancelScope(shield=True):
+        connection = await greenlet_spawn(engine.sync_engine.pool.connect)
+        driver = connection.driver_connection
+        assert driver is not None  # a connection checked out of the pool is open
+        try:
+            async with driver.transaction():
+                yield driver
+        except BaseException:
+            if driver.is_closed():
+                await greenlet_spawn(connection.invalidate)
+            raise
+        finally:
+            await greenlet_spawn(connection.close)
+
+
 @functools.lru_cache(maxsize=32)
-def _compiled_for_driver(
+def compiled_for_driver(
     statement: Executable, dialect: Dialect
 ) -> tuple[str, tuple[str, ...], Mapping[str, Any]]:
     """The statement's SQL, its parameters' names in order, and the values of those the

@@ -9,6 +9,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import problem_response
 
+
+def route_path(scope: Scope) -> str:
+    """The request's path below the root path (a proxy's prefix), as the router matches it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path
+
+
 MAX_HEADER_COUNT = 100
 MAX_HEADER_BYTES = 32 * 1024  # all names and values together, as proxies commonly allow
 

@@ -30,6 +30,7 @@ from service.logs import RequestLog
 from service.milestones.router import all_milestones_router
 from service.milestones.router import router as milestones_router
 from service.openapi import install_openapi, operation_id
+from service.programs.lean_transitions import LeanTransitions
 from service.programs.router import router as programs_router
 from service.programs.router import workflow_router
 from service.query_params import refuse_unexpected_query
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Innermost: a cached answer goes out through every other layer (service.cached_answers).
     app.add_middleware(CachedAnswers)
+    # Beside it, the common transition on PostgreSQL (service.programs.lean_transitions).
+    app.add_middleware(LeanTransitions, path_prefix=f"{API_PREFIX}/programs/")
     app.add_middleware(BodySizeLimit)
     # Leaves text/event-stream alone, so live events are not held back (service.compression).
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024)

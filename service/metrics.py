@@ -34,6 +34,7 @@ from starlette.routing import replace_params
 from starlette.types import Scope
 
 from service.db import open_session
+from service.edges import route_path
 from service.models.programs import Program
 from service.rules.workflow import STATES
 from service.webhooks.dispatch import lag_by_webhook
@@ -49,15 +50,6 @@ LATENCY = Histogram(
 UNMATCHED = "unmatched"
 
 router = APIRouter(tags=["operations"])
-
-
-def _route_path(scope: Scope) -> str:
-    """The request's path below the root path (a proxy's prefix), as the router matches it."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if root_path and path.startswith(root_path + "/"):
-        return path[len(root_path) :]
-    return path
 
 
 def route_template(scope: Scope) -> str:
@@ -81,7 +73,7 @@ def route_template(scope: Scope) -> str:
         concrete, unused = replace_params(template, convertors, dict(scope.get("path_params", {})))
     except (KeyError, TypeError, ValueError):
         return template
-    path = _route_path(scope)
+    path = route_path(scope)
     if unused or not path.endswith(concrete):
         return template
     return path[: len(path) - len(concrete)] + template

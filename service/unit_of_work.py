@@ -69,6 +69,12 @@ def _stored_answer(
     return StoredResponse(status_code, content, headers)
 
 
+def committed_answer(status_code: int, body: BaseModel | None, headers: dict[str, str]) -> Response:
+    """The answer to a write that committed, as every write path gives it (the unit of work's,
+    and programs.lean_transitions')."""
+    return _as_response(_stored_answer(status_code, body, headers))
+
+
 @dataclass(frozen=True)
 class UnitOfWork:
     """One write: the request, its session and its Idempotency-Key (if any)."""
@@ -103,7 +109,7 @@ class UnitOfWork:
         if self.idempotency_key is None:
             body, headers = await work(session)
             await session.commit()
-            return _as_response(_stored_answer(status_code, body, headers))
+            return committed_answer(status_code, body, headers)
 
         request = self.request
         sessionmaker = request.app.state.sessionmaker

@@ -1,81 +1,85 @@
 """pgbench scripts: one transition as the service and as the anchor send it to PostgreSQL.
 
-The service's statements were copied from the PostgreSQL log (`ALTER DATABASE … SET
-log_statement = 'all'` before the service starts, then one POST …/transitions) on 2026-11-28;
-schema revisions 0004 and 0005 send the same: the key lookup in its own transaction, then the
-programme locked with its roadmap code, its progress over milestones and its newest event's
-hash, the event inserted, the programme updated, commit. If the service's queries change, log
-them again the same way and update this file.
+The service's statements are its lean path's own (service.programs.lean_transitions), compiled
+here as the service compiles them, with pgbench's variables and expressions in place of the
+values a request supplies: the key lookup that takes the programme's write lock, the read of
+the programme with its roadmap, progress and newest event's hash, and the event's insert with
+the programme's update in one statement, between BEGIN and COMMIT. So the script follows the
+service when its statements change.
 
 Each pgbench client owns its own programmes (client_id + clients × n), like the wrk script's
 connections, so the database sees the same lock pattern: none shared between clients.
 """
 
-_KEY_LOOKUP = (
-    "SELECT api_keys.id, api_keys.key_id, api_keys.name, api_keys.role, api_keys.secret_hash, "
-    "api_keys.created_at, api_keys.last_used_at, api_keys.revoked_at "
-    "FROM api_keys WHERE api_keys.key_id = :keyid;"
-)
+import re
+from collections.abc import Mapping
+from typing import Any
 
-_PROGRAMME_COLUMNS = (
-    "programs.id, programs.code, programs.roadmap_id, programs.number, programs.title, "
-    "programs.title_ru, programs.title_official, programs.sector, programs.lead_bodies, "
-    "programs.summary, programs.sources, programs.status, programs.status_effective_date, "
-    "programs.version, programs.created_at, programs.updated_at, roadmaps.code AS code_1"
-)
+from sqlalchemy.dialects import postgresql
 
-_PROGRESS_JOIN = (
-    "LEFT OUTER JOIN (SELECT milestones.program_id AS program_id, count(*) AS total, "
-    "count(milestones.done_date) AS done, count(CASE WHEN (milestones.done_date IS NULL AND "
-    "milestones.due_date < current_date) THEN 1 END) AS overdue, min(CASE WHEN "
-    "(milestones.done_date IS NULL AND milestones.due_date >= current_date) THEN "
-    "milestones.due_date END) AS next_due_date FROM milestones GROUP BY milestones.program_id) "
-    "AS progress ON progress.program_id = programs.id "
-)
+from service.db import compiled_for_driver
+from service.programs.lean_transitions import KEY_AND_LOCK, WRITE_STATUS_CHANGE
+from service.programs.service import PROGRAM_WITH_HEAD_BY_CODE
 
-_INSERT_EVENT = (
-    "INSERT INTO events (program_id, seq, kind, from_status, to_status, effective_date, "
-    "recorded_at, actor, on_behalf_of, note, source_url, sources, changes, prev_hash, hash) "
-    "VALUES (:p_id, :p_version + 1, 'status_changed', :p_status, "
-    "CASE WHEN :p_status = 'draft' THEN 'coordinated' ELSE 'draft' END, current_date, now(), "
-    "'bench', NULL, NULL, NULL, '[]'::jsonb, 'null'::jsonb, :p_hash, :newhash) "
-    "RETURNING events.id, events.txid;"
-)
+_CODE = "('bench_' || lpad(:idx::text, 4, '0'))"
+_TO_STATUS = "(CASE WHEN :p_status = 'draft' THEN 'coordinated' ELSE 'draft' END)"
+# What a bench transition sends (bench/lua/service_transition.lua), as pgbench expressions.
+_VALUES = {
+    "key_id": ":keyid",
+    "code": _CODE,
+    "day": "current_date",
+    "program_id": ":p_id",
+    "program_status": _TO_STATUS,
+    "program_status_effective_date": "current_date",
+    "program_version": "(:p_version + 1)",
+    "program_updated_at": "now()",
+    "event_program_id": ":p_id",
+    "event_seq": "(:p_version + 1)",
+    "event_kind": "'status_changed'",
+    "event_from_status": ":p_status",
+    "event_to_status": _TO_STATUS,
+    "event_effective_date": "current_date",
+    "event_recorded_at": "now()",
+    "event_actor": "'bench'",
+    "event_on_behalf_of": "NULL",
+    "event_note": "NULL",
+    "event_source_url": "'https://example.org/bench'",
+    "event_sources": "'[\"https://example.org/bench\"]'",
+    "event_changes": "NULL",
+    "event_decision": "NULL",
+    "event_prev_hash": ":p_hash",
+    "event_hash": ":newhash",
+}
 
-_UPDATE_PROGRAMME = (
-    "UPDATE programs SET status = CASE WHEN :p_status = 'draft' THEN 'coordinated' "
-    "ELSE 'draft' END, version = :p_version + 1, updated_at = now() "
-    "WHERE programs.id = :p_id;"
-)
+
+def _literal(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def service_transition(*, with_milestones: bool) -> str:
+def _pgbench_sql(statement: Any, values: Mapping[str, str]) -> str:
+    """The statement as the service's driver runs it, its $n parameters replaced by pgbench
+    expressions (`values`, by parameter name) or by the literals the statement holds."""
+    sql, names, literals = compiled_for_driver(statement, postgresql.asyncpg.dialect())
+
+    def replace(match: re.Match[str]) -> str:
+        name = names[int(match.group(1)) - 1]
+        return values[name] if name in values else _literal(literals[name])
+
+    return " ".join(re.sub(r"\$(\d+)", replace, sql).split())
+
+
+def service_transition() -> str:
     """Variables: clients, per (programmes per client), keyid, newhash."""
-    progress_columns = (
-        ", progress.total, progress.done, progress.overdue, progress.next_due_date"
-        if with_milestones
-        else ""
-    )
-    lock = (
-        f"SELECT {_PROGRAMME_COLUMNS}{progress_columns}, events.hash "  # noqa: S608 - constants
-        "FROM programs JOIN roadmaps ON roadmaps.id = programs.roadmap_id "
-        f"{_PROGRESS_JOIN if with_milestones else ''}"
-        "LEFT OUTER JOIN events ON events.program_id = programs.id "
-        "AND events.seq = programs.version "
-        "WHERE programs.code = 'bench_' || lpad(:idx::text, 4, '0') "
-        "FOR UPDATE OF programs \\gset p_"
-    )
     return "\n".join(
         [
             "\\set n random(0, :per - 1)",
             "\\set idx 1 + :client_id + :clients * :n",
             "BEGIN;",
-            _KEY_LOOKUP,
-            "COMMIT;",
-            "BEGIN;",
-            lock,
-            _INSERT_EVENT,
-            _UPDATE_PROGRAMME,
+            _pgbench_sql(KEY_AND_LOCK, _VALUES) + ";",
+            _pgbench_sql(PROGRAM_WITH_HEAD_BY_CODE, _VALUES) + " \\gset p_",
+            _pgbench_sql(WRITE_STATUS_CHANGE, _VALUES) + ";",
             "COMMIT;",
             "",
         ]

@@ -310,11 +310,11 @@ def database_limit(run: Run) -> None:
     user = run.pg.base.split("//")[1].split("@")[0]
     parts = (host, int(port or 5432), user)
     clients, threads = run.args.connections, run.args.threads
-    with_milestones = run.pg.table_exists(run.service_db, "milestones")
     scripts = [
         (
-            "service's statements (key lookup; lock, insert event, update; commit)",
-            pgbench_scripts.service_transition(with_milestones=with_milestones),
+            "service's statements (key lookup taking the lock; read; event insert with the "
+            "programme's update; commit)",
+            pgbench_scripts.service_transition(),
             run.service_db,
             {
                 "clients": str(clients),

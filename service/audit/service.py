@@ -1,7 +1,7 @@
 """Appending to and reading from the event log."""
 
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +14,15 @@ from service.models.events import Event
 from service.models.programs import Program
 
 
+class EventSink(Protocol):
+    """Where append_event puts an event: a session (the ORM writes it at flush), or the events
+    a lean write puts on the driver itself (programs.lean_transitions)."""
+
+    def add(self, instance: object, /) -> None: ...
+
+
 def append_event(
-    session: AsyncSession,
+    session: EventSink,
     *,
     program: Program,
     prev_hash: str | None,
@@ -34,7 +41,7 @@ def append_event(
 ) -> Event:
     """Record one change of `program`, chained to its previous event.
 
-    The caller holds the programme's row lock (or has just inserted it) and passes the hash of
+    The caller holds the programme's write lock (or has just inserted it) and passes the hash of
     its newest event (None for a new programme). This bumps the programme's version, so
     `version == seq` of the newest event always holds.
     """

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.auth.reserved import reserved_name_in
 from service.auth.roles import Role
-from service.auth.tokens import hash_secret, new_key, parse_key, secret_matches
+from service.auth.tokens import ParsedKey, hash_secret, new_key, parse_key, secret_matches
 from service.clock import utc_now
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.keys import ApiKey
@@ -84,12 +85,11 @@ async def authenticate(engine: AsyncEngine, token: str) -> KeyHolder | None:
         return None
     async with engine.connect() as connection:
         key = (await connection.execute(KEY_BY_ID, {"key_id": parsed.key_id})).first()
-        if key is None or key.revoked_at is not None:
+        holder = key_holder(parsed, None if key is None else key._mapping)
+        if key is None or holder is None:
             return None
-        if not secret_matches(parsed.secret, key.secret_hash):
-            return None
-        now = utc_now()
-        if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
+        if last_use_is_stale(key._mapping):
+            now = utc_now()
             try:
                 await connection.execute(
                     update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
@@ -98,4 +98,25 @@ async def authenticate(engine: AsyncEngine, token: str) -> KeyHolder | None:
                 # A hint, not the request's work: a database that cannot take writes (read-only,
                 # full, locked) must not turn a keyed read into a 503.
                 logger.warning("could not refresh last_used_at of key %r", key.name)
-    return KeyHolder(key.name, Role(key.role))
+    return holder
+
+
+class KeyRow(Protocol):
+    """A row of KEY_BY_ID read by column name: SQLAlchemy's row mapping, or asyncpg's Record."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def key_holder(parsed: ParsedKey, key: KeyRow | None) -> KeyHolder | None:
+    """Who holds the key KEY_BY_ID found (None: no such key, revoked, or the wrong secret)."""
+    if key is None or key["revoked_at"] is not None:
+        return None
+    if not secret_matches(parsed.secret, key["secret_hash"]):
+        return None
+    return KeyHolder(key["name"], Role(key["role"]))
+
+
+def last_use_is_stale(key: KeyRow) -> bool:
+    """Whether the key's last_used_at is due a refresh (see LAST_USED_GRANULARITY)."""
+    last_used_at = key["last_used_at"]
+    return last_used_at is None or last_used_at < utc_now() - LAST_USED_GRANULARITY

@@ -27,7 +27,9 @@ DAY = bindparam("day", type_=Date())
 
 
 def is_closed(status: SQLColumnExpression[Any]) -> ColumnElement[bool]:
-    return status.in_(CLOSED_STATUSES)
+    # Equalities rather than IN: IN's list is rendered only at execution, which a statement
+    # run on the driver (db.first_row_of) cannot have.
+    return or_(*(status == closed for closed in sorted(CLOSED_STATUSES)))
 
 
 def _done_by(day: ColumnElement[Any]) -> ColumnElement[bool]:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.audit.kinds import EventKind
-from service.audit.service import append_event
+from service.audit.service import EventSink, append_event
 from service.caching import Validation
 from service.clock import today_utc, utc_now
 from service.conditions import etag_for_version, if_match_passes
@@ -103,7 +103,7 @@ CODE = bindparam("code", type_=String())
 WRITE_LOCK_SEED = 0x524D
 
 
-def _progress_of(
+def progress_of(
     total: int | None, done: int | None, overdue: int | None, missed: int | None, next_due: Any
 ) -> Progress:
     return Progress(total or 0, done or 0, overdue or 0, missed or 0, next_due)
@@ -195,7 +195,7 @@ async def _rows(
         ProgramRow(
             row[0],
             row[1],
-            _progress_of(*row[2:7]),
+            progress_of(*row[2:7]),
             status_then=(row[7], row[8]) if point is not None else None,
         )
         for row in await session.execute(query, params)
@@ -314,15 +314,20 @@ async def lock_program(
     row = (await session.execute(PROGRAM_WITH_HEAD_BY_CODE, params)).first()
     if row is None:
         raise NotFound(f"There is no programme with code {code!r}.")
-    program = row[0]
-    # Checked under the lock, so no other change can slip in between the check and the write.
+    locked = LockedProgram(row[0], row[1], progress_of(*row[2:7]), head_hash=row[7])
+    check_if_match(locked.program, if_match)
+    return locked
+
+
+def check_if_match(program: Program, if_match: str | None) -> None:
+    """A change's precondition, checked under the write lock, so no other change can slip in
+    between the check and the write."""
     current_etag = etag_for_version(program.version)
     if if_match is not None and not if_match_passes(if_match, current_etag):
         raise PreconditionFailed(
             f"The programme has changed: its ETag is now {current_etag}, not {if_match}.",
             headers={"ETag": current_etag},
         )
-    return LockedProgram(program, row[1], _progress_of(*row[2:7]), head_hash=row[7])
 
 
 async def create_program(
@@ -449,7 +454,7 @@ def cited(
 
 
 def record_status_change(
-    session: AsyncSession,
+    session: EventSink,
     locked: LockedProgram,
     to_status: Status,
     effective_date: date,
@@ -505,16 +510,41 @@ async def transition_program(
     require_source: bool = False,
 ) -> tuple[ProgramRow, Event]:
     """Change the status and append its event, under the programme's write lock. `sources`
-    (the seed's) stand for the request's own."""
+    (the seed's) stand for the request's own. On PostgreSQL the API's transitions take the
+    lean path (programs.lean_transitions), which makes the same change by the same rules."""
     locked = await lock_program(session, code, if_match=if_match)  # a 404 or 412 comes first
+    status_before = locked.program.status
+    event = apply_transition(
+        session,
+        locked,
+        request,
+        actor,
+        sources=sources,
+        today=today or today_utc(),
+        require_source=require_source,
+    )
+    await session.flush()
+    return await as_changed(session, locked, status_before, today=today), event
+
+
+def apply_transition(
+    session: EventSink,
+    locked: LockedProgram,
+    request: TransitionRequest,
+    actor: Actor,
+    *,
+    today: date,
+    sources: list[str] | None = None,
+    require_source: bool = False,
+) -> Event:
+    """A transition's rules and its event, on a programme locked and read (its If-Match
+    checked): what every way of making a transition shares."""
     source_url, citations = cited(
         request.source_url, sources or request.sources, required=require_source
     )
-    today = today or today_utc()
     effective_date = request.effective_date or today
     check_transition(locked.program, request.to_status, effective_date, today)
-    status_before = locked.program.status
-    event = record_status_change(
+    return record_status_change(
         session,
         locked,
         request.to_status,
@@ -524,16 +554,20 @@ async def transition_program(
         source_url=source_url,
         sources=citations,
     )
-    await session.flush()
-    return await as_changed(session, locked, status_before, today=today), event
+
+
+def opened_or_closed(status_before: str, status_after: str) -> bool:
+    """Whether a status change opened or closed the programme, so that its milestone figures,
+    read under the old status, must be read again (a closed programme's unfinished milestones
+    are missed, an open one's overdue)."""
+    return (status_before in CLOSED_STATUSES) != (status_after in CLOSED_STATUSES)
 
 
 async def as_changed(
     session: AsyncSession, locked: LockedProgram, status_before: str, *, today: date | None = None
 ) -> ProgramRow:
     """The programme after a status change, for the answer: as locked, or read again when the
-    change opened or closed it, since its milestone figures were read under the old status
-    (a closed programme's unfinished milestones are missed, an open one's overdue)."""
-    if (status_before in CLOSED_STATUSES) == (locked.program.status in CLOSED_STATUSES):
+    change opened or closed it (opened_or_closed)."""
+    if not opened_or_closed(status_before, locked.program.status):
         return locked
     return await get_program(session, locked.program.code, today=today)
