@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from service.db_url import is_sqlite, normalise_database_url
 
@@ -199,23 +199,32 @@ async def first_row_on_driver(
     if engine.dialect.name != "postgresql":
         return await fetch_first(engine, statement, params)
     # Shielded, as page_session's reads are: a connection cut mid-statement must not go back.
+    # One greenlet for the checkout, the statement and the return, as SQLAlchemy runs its own
+    # I/O: a switch into and out of a greenlet costs as much as the statement's own work.
     with anyio.CancelScope(shield=True):
-        connection = await greenlet_spawn(engine.sync_engine.pool.connect)
-        driver = connection.driver_connection
-        assert driver is not None  # a connection checked out of the pool is open
-        try:
-            row: Sequence[Any] | None = await first_row_of(
-                driver, engine.dialect, statement, params
-            )
-        except Exception as error:
-            # A timeout or a refusal leaves the connection as good as before; only a dead one
-            # is thrown away.
-            if driver.is_closed():
-                await greenlet_spawn(connection.invalidate)
-                raise ConnectionLost() from error
-            raise
-        finally:
-            await greenlet_spawn(connection.close)
+        row = await greenlet_spawn(_first_row_in_greenlet, engine, statement, params)
+    return row
+
+
+def _first_row_in_greenlet(
+    engine: AsyncEngine, statement: Executable, params: Mapping[str, Any]
+) -> Sequence[Any] | None:
+    connection = engine.sync_engine.pool.connect()
+    driver = connection.driver_connection
+    assert driver is not None  # a connection checked out of the pool is open
+    try:
+        row: Sequence[Any] | None = await_only(
+            first_row_of(driver, engine.dialect, statement, params)
+        )
+    except Exception as error:
+        # A timeout or a refusal leaves the connection as good as before; only a dead one is
+        # thrown away.
+        if driver.is_closed():
+            connection.invalidate()
+            raise ConnectionLost() from error
+        raise
+    finally:
+        connection.close()
     return row
 
 

@@ -61,7 +61,8 @@ def _literal(value: Any) -> str:
 def _pgbench_sql(statement: Any, values: Mapping[str, str]) -> str:
     """The statement as the service's driver runs it, its $n parameters replaced by pgbench
     expressions (`values`, by parameter name) or by the literals the statement holds."""
-    sql, names, literals = compiled_for_driver(statement, postgresql.asyncpg.dialect())
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+    sql, names, literals = compiled_for_driver(statement, dialect)
 
     def replace(match: re.Match[str]) -> str:
         name = names[int(match.group(1)) - 1]
