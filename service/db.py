@@ -185,7 +185,11 @@ async def fetch_first(
 
 
 class ConnectionLost(Exception):
-    """The connection died during the statement: another connection may well serve."""
+    """The connection died during the statement: another connection may well serve. Its
+    SQLSTATE is PostgreSQL's connection_failure, so errors.database_trouble takes it for the
+    database being unavailable (a 503) where nothing else serves instead."""
+
+    sqlstate = "08006"
 
 
 async def first_row_on_driver(
@@ -245,7 +249,8 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
     """A transaction on asyncpg itself (PostgreSQL only), on a connection of the engine's pool:
     the lean write path's (programs.lean_transitions), which costs a fraction of a session's.
     Committed when the block ends, rolled back when it raises; errors are the driver's own,
-    untranslated (errors.database_trouble tells them apart).
+    untranslated (errors.database_trouble tells them apart), but for ConnectionLost when the
+    connection died, whether or not the COMMIT reached the server.
 
     Shielded, like page_session: a write cut mid-statement must neither go back to the pool
     with its transaction open nor leave the client without the answer to what it committed. A
@@ -257,9 +262,12 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[Any]:
         try:
             async with driver.transaction():
                 yield driver
-        except BaseException:
+        except Exception as error:
             if driver.is_closed():
+                # asyncpg then raises "the connection is closed" from the rollback, in place
+                # of what killed it: neither says more than this.
                 await greenlet_spawn(connection.invalidate)
+                raise ConnectionLost() from error
             raise
         finally:
             await greenlet_spawn(connection.close)

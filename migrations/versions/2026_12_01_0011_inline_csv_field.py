@@ -4,9 +4,11 @@ Migration 0010's trigger writes each appended event's CSV line with roadmap_csv_
 per field. That function had a SET search_path clause, which keeps PostgreSQL from inlining a
 SQL function: every field was a function call of its own, and writing the text cost more than
 the rest of a transition's statements together (bench/RESULTS.md, issue 16). Without the
-clause the function is inlined into the statement that calls it. It needs no search_path of
-its own: its body names only built-in functions and operators, which PostgreSQL finds in
-pg_catalog whatever the search_path, and the trigger functions that call it keep theirs.
+clause PostgreSQL inlines the function into the statement that calls it, but where an argument
+is too costly to evaluate more than once (a subquery), and those calls no longer switch the
+search_path. It needs no search_path of its own: its body names only built-in functions and
+operators, which PostgreSQL finds in pg_catalog whatever the search_path, and the trigger
+functions that call it keep theirs.
 
 The same text comes out for the same value, so no text is rewritten, and nothing in the record
 changes.

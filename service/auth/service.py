@@ -85,8 +85,8 @@ async def authenticate(engine: AsyncEngine, token: str) -> KeyHolder | None:
         return None
     async with engine.connect() as connection:
         key = (await connection.execute(KEY_BY_ID, {"key_id": parsed.key_id})).first()
-        holder = key_holder(parsed, None if key is None else key._mapping)
-        if key is None or holder is None:
+        holder = None if key is None else key_holder(parsed, key._mapping)
+        if key is None or holder is None:  # both, for the type checker
             return None
         if last_use_is_stale(key._mapping):
             now = utc_now()

@@ -4,17 +4,18 @@
 Through the framework a transition cost ~3.5 ms of a worker's CPU, against ~0.4 ms for the
 same change made on raw asyncpg (bench/RESULTS.md): dependency solving, SQLAlchemy's execution
 path for every statement, the ORM's unit of work. Here the change is made by the same rules
-(service.apply_transition, which chains the event by audit.service.append_event), read and
-locked by the same statements (LOCK_PROGRAM, then PROGRAM_WITH_HEAD_BY_CODE, for the reasons
-lock_program gives), compiled once and run on asyncpg in one transaction on a connection of
-the engine's pool (db.driver_transaction). The event's insert and the programme's update are
-one statement (WRITE_STATUS_CHANGE), and the answer is the route's own (router.status_changed,
-unit_of_work.committed_answer), given only after the commit.
+(service.apply_transition, which chains the event by audit.service.append_event), locked and
+read by the same statements (LOCK_PROGRAM, here in the key lookup's statement, then
+PROGRAM_WITH_HEAD_BY_CODE, for the reasons lock_program gives), compiled once and run on
+asyncpg in one transaction on a connection of the engine's pool (db.driver_transaction). The
+event's insert and the programme's update are one statement (WRITE_STATUS_CHANGE), and the
+answer is the route's own (router.status_changed, unit_of_work.committed_answer), given only
+after the commit.
 
 Only the common case comes here: a POST with a JSON body, a Bearer key, no query string (so
 no dry run) and no Idempotency-Key. Everything else goes to the route unchanged, and so does
 whatever this cannot settle before it writes: a body that fails validation, a key that is
-unknown or lacks the editor role, a missing If-Match that the server requires. What it refuses
+unknown, revoked or not an editor's, a missing If-Match that the server requires. What it refuses
 once the programme is read (404, 409, 412, 422) it answers itself, with the problem the route
 raises; the database failing to serve is a 503 with Retry-After, as on the route.
 tests/programs/test_lean_transitions.py holds the two paths to the same events and answers.
@@ -22,23 +23,33 @@ tests/programs/test_lean_transitions.py holds the two paths to the same events a
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Dialect, bindparam, insert, select, update
+from sqlalchemy import Dialect, bindparam, insert, or_, select, update
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth.roles import Role, role_allows
 from service.auth.service import KEY_BY_ID, key_holder, last_use_is_stale
-from service.auth.tokens import ParsedKey, parse_key
+from service.auth.tokens import ParsedKey, hash_secret, parse_key
 from service.clock import today_utc
 from service.db import driver_transaction, first_row_of
 from service.edges import route_path
-from service.errors import NotFound, Problem, database_trouble_response, render_problem
+from service.errors import (
+    NotFound,
+    Problem,
+    database_trouble_response,
+    problem_response,
+    render_problem,
+)
 from service.models.events import Event
+from service.models.keys import ApiKey
 from service.models.programs import Program
 from service.programs.router import router, status_changed, transition_program
 from service.programs.schemas import TransitionRequest
@@ -55,25 +66,13 @@ from service.programs.service import (
 from service.schemas import CODE_PATTERN
 from service.unit_of_work import committed_answer
 
-# The event's columns as append_event fills them, and the programme's that a status change
-# sets (record_status_change, append_event): the ORM's flush writes exactly these.
-_EVENT_COLUMNS = (
-    "program_id",
-    "seq",
-    "kind",
-    "from_status",
-    "to_status",
-    "effective_date",
-    "recorded_at",
-    "actor",
-    "on_behalf_of",
-    "note",
-    "source_url",
-    "sources",
-    "changes",
-    "decision",
-    "prev_hash",
-    "hash",
+# The event's columns but those the database fills (its id, and the writer's transaction id),
+# and the programme's that a status change sets (record_status_change, append_event): what the
+# ORM's flush writes. tests/programs/test_lean_transitions.py compares every column of both.
+_EVENT_COLUMNS = tuple(
+    column.name
+    for column in Event.__table__.columns
+    if not column.primary_key and column.server_default is None
 )
 _PROGRAM_COLUMNS = ("status", "status_effective_date", "version", "updated_at")
 _NEW_EVENT = (
@@ -91,15 +90,22 @@ WRITE_STATUS_CHANGE = (
 )
 # The key (KEY_BY_ID) and the programme's write lock (LOCK_PROGRAM) in one round trip: the
 # key's row needs no snapshot taken after the lock is granted; the programme's does, so it is
-# read by the next statement (see lock_program).
-KEY_AND_LOCK = KEY_BY_ID.add_columns(*LOCK_PROGRAM.selected_columns)
+# read by the next statement (see lock_program). Only a live editor's key with its secret takes
+# the lock (the lock function runs for the rows found): any other caller must not queue among
+# the programme's writers, and goes to the route, which refuses it.
+_EDITOR_ROLES = [role for role in Role if role_allows(role, Role.EDITOR)]
+KEY_AND_LOCK = KEY_BY_ID.add_columns(*LOCK_PROGRAM.selected_columns).where(
+    ApiKey.secret_hash == bindparam("secret_hash"),
+    ApiKey.revoked_at.is_(None),
+    # Equalities rather than IN, which the driver's statements cannot have (db.first_row_of).
+    or_(*(ApiKey.role == role.value for role in _EDITOR_ROLES)),
+)
 # PROGRAM_WITH_HEAD_BY_CODE's columns: the programme's, then its roadmap's code, its progress
 # (five) and its newest event's hash.
 _PROGRAM_KEYS = tuple(
     Program.__mapper__.get_property_by_column(column).key
     for column in select(Program).selected_columns
 )
-_JSON_KEYS = frozenset({"sources"})  # JSONB, which SQLAlchemy's codec leaves as text
 
 _CODE = re.compile(CODE_PATTERN)
 _SUFFIX = "/transitions"
@@ -138,8 +144,15 @@ class LeanTransitions:
         if lean is None:
             await self.app(scope, receive, send)
             return
-        messages = await _body_messages(receive)
-        answer = None
+        try:
+            messages = await _body_messages(receive)
+        except HTTPException as refused:  # service.limits.BodySizeLimit's 413
+            too_large = problem_response(
+                refused.status_code, refused.detail, headers=refused.headers
+            )
+            await too_large(scope, receive, send)
+            return
+        answer: Response | None = None
         if messages[-1]["type"] == "http.request":
             # For the request log and metrics, whatever comes of it (routing sets them again).
             scope["route"], scope["path_params"] = self.route, {"code": lean.code}
@@ -166,11 +179,11 @@ class LeanTransitions:
         )
 
 
+@dataclass(frozen=True, slots=True)
 class LeanRequest:
-    __slots__ = ("code", "if_match", "token")
-
-    def __init__(self, code: str, token: str, if_match: str | None) -> None:
-        self.code, self.token, self.if_match = code, token, if_match
+    code: str
+    token: str
+    if_match: str | None
 
 
 def _lean_headers(
@@ -191,6 +204,8 @@ def _lean_headers(
                 return None
             if_match = value
         elif name == b"content-type":
+            if content_type is not None:
+                return None
             content_type = value
     if authorization is None or content_type is None:
         return None
@@ -262,10 +277,17 @@ async def _transition(
     today = today_utc()
     async with driver_transaction(state.engine) as driver:
         # The key is looked up as the route's get_caller does (auth.service.authenticate), by
-        # the statement that takes the write lock. A key that is not an editor's, or whose
-        # last use is due to be recorded, goes to the route (the lock goes with the rollback).
+        # the statement that takes the write lock. A key that is not a live editor's, or whose
+        # last use is due to be recorded, goes to the route (any lock goes with the rollback).
         key_row = await first_row_of(
-            driver, dialect, KEY_AND_LOCK, {"key_id": parsed.key_id, "code": lean.code}
+            driver,
+            dialect,
+            KEY_AND_LOCK,
+            {
+                "key_id": parsed.key_id,
+                "secret_hash": hash_secret(parsed.secret),
+                "code": lean.code,
+            },
         )
         key = key_holder(parsed, key_row)
         if key is None or not role_allows(key.role, Role.EDITOR):
@@ -288,6 +310,7 @@ async def _transition(
         )
         program = locked.program
         params = {f"event_{name}": getattr(event, name) for name in _EVENT_COLUMNS}
+        # JSONB as its text, which SQLAlchemy's codec on the connection passes on.
         params["event_sources"] = json.dumps(event.sources)
         params["event_changes"] = None if event.changes is None else json.dumps(event.changes)
         params |= {f"program_{name}": getattr(program, name) for name in _PROGRAM_COLUMNS}
@@ -301,7 +324,7 @@ async def _transition(
     return committed_answer(201, *status_changed(row, event))
 
 
-async def _read(driver: Any, dialect: Dialect, code: str, today: Any) -> LockedProgram:
+async def _read(driver: Any, dialect: Dialect, code: str, today: date) -> LockedProgram:
     record = await first_row_of(
         driver, dialect, PROGRAM_WITH_HEAD_BY_CODE, {"code": code, "day": today}
     )
@@ -311,14 +334,13 @@ async def _read(driver: Any, dialect: Dialect, code: str, today: Any) -> LockedP
 
 
 def _locked_from(record: Sequence[Any]) -> LockedProgram:
+    """A row of PROGRAM_WITH_HEAD_BY_CODE as lock_program makes of it (JSONB arrives decoded,
+    by SQLAlchemy's codec on the connection)."""
     count = len(_PROGRAM_KEYS)
-    fields: Mapping[str, Any] = {
-        key: json.loads(value) if key in _JSON_KEYS and isinstance(value, str) else value
-        for key, value in zip(_PROGRAM_KEYS, record[:count], strict=True)
-    }
+    roadmap_code, *progress, head_hash = record[count:]  # a ValueError if the columns drift
     return LockedProgram(
-        Program(**fields),
-        record[count],
-        progress_of(*record[count + 1 : count + 6]),
-        head_hash=record[count + 6],
+        Program(**dict(zip(_PROGRAM_KEYS, record[:count], strict=True))),
+        roadmap_code,
+        progress_of(*progress),
+        head_hash=head_hash,
     )

@@ -510,8 +510,8 @@ async def transition_program(
     require_source: bool = False,
 ) -> tuple[ProgramRow, Event]:
     """Change the status and append its event, under the programme's write lock. `sources`
-    (the seed's) stand for the request's own. On PostgreSQL the API's transitions take the
-    lean path (programs.lean_transitions), which makes the same change by the same rules."""
+    (the seed's) stand for the request's own. On PostgreSQL the API's common transition takes
+    the lean path (programs.lean_transitions), which makes the same change by the same rules."""
     locked = await lock_program(session, code, if_match=if_match)  # a 404 or 412 comes first
     status_before = locked.program.status
     event = apply_transition(

@@ -3,21 +3,25 @@ PostgreSQL: the same requests, made on two copies of one database, one through t
 and one through the route, must leave the same events (hashes and all), the same programmes
 and the same texts, and get the same answers."""
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clock import today_utc
 from service.config import Settings
 from service.db import create_engine
 from service.main import create_app
 from service.programs import lean_transitions
+from service.programs.service import WRITE_LOCK_SEED
 from tests.conftest import in_process
 from tests.support.builders import bearer
 from tests.support.databases import clone_database, drop_database, is_postgresql
@@ -145,24 +149,17 @@ async def stored(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            events = await connection.execute(
-                text(
-                    "SELECT id, program_id, seq, kind, from_status, to_status, effective_date, "
-                    "recorded_at, actor, on_behalf_of, note, source_url, sources::text, "
-                    "changes::text, decision, prev_hash, hash FROM events ORDER BY id"
-                )
-            )
-            programs = await connection.execute(
-                text(
-                    "SELECT id, code, status, status_effective_date, version, updated_at, "
-                    "created_at FROM programs ORDER BY id"
-                )
-            )
+            # Every column, but the writer's transaction id, which differs between databases.
+            events = await connection.execute(text("SELECT * FROM events ORDER BY id"))
+            programs = await connection.execute(text("SELECT * FROM programs ORDER BY id"))
             texts = await connection.execute(
                 text("SELECT event_id, body FROM event_texts ORDER BY event_id")
             )
             return {
-                "events": [tuple(row) for row in events],
+                "events": [
+                    tuple(value for name, value in row._mapping.items() if name != "txid")
+                    for row in events
+                ],
                 "programs": [tuple(row) for row in programs],
                 "event_texts": [tuple(row) for row in texts],
             }
@@ -242,3 +239,106 @@ async def test_the_lean_path_and_the_route_record_the_same_events_and_answer_ali
     assert opened["progress"]["milestones_missed"] == 0
     assert closed["status"] == "withdrawn"
     assert closed["progress"]["milestones_missed"] == 1
+
+
+LOCK_HOLDER = "SELECT pg_advisory_lock(hashtextextended(:code, :seed))"
+
+
+@pytest.fixture
+async def lock_holder(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of its own, to hold a programme's write lock while a request comes."""
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        yield connection
+    await engine.dispose()
+
+
+async def test_only_a_live_editors_key_queues_for_the_write_lock(
+    database_url: str, api_tokens: Mapping[str, str], lock_holder: AsyncConnection
+) -> None:
+    """A viewer's, a revoked or a wrong key gets the route's refusal at once, even while an
+    editor holds the programme's lock, rather than queueing among its writers."""
+    await lock_holder.execute(
+        text(LOCK_HOLDER), {"code": "monetary_policy", "seed": WRITE_LOCK_SEED}
+    )
+    app = create_app(Settings(database_url=database_url, db_lock_timeout_ms=2_000))
+    wrong = api_tokens["editor"][:-4] + "AAAA"
+    async with app.router.lifespan_context(app), in_process(app) as http:
+        for token, status in (
+            (api_tokens["viewer"], 403),
+            (api_tokens["revoked"], 401),
+            (wrong, 401),
+        ):
+            answer = await asyncio.wait_for(
+                http.post(
+                    f"{API}/monetary_policy/transitions",
+                    json={"to_status": "withdrawn"},
+                    headers=bearer(token),
+                ),
+                timeout=1.5,  # under the lock timeout: it did not wait for the lock
+            )
+            assert answer.status_code == status, answer.text
+
+
+async def test_a_connection_that_dies_mid_transition_is_a_503(
+    database_url: str, api_tokens: Mapping[str, str], lock_holder: AsyncConnection
+) -> None:
+    """The transition waits for the lock another connection holds; its backend is terminated
+    meanwhile (a restart, a failover). The answer is a 503 with Retry-After, as on the
+    route, not a 500; and the programme is unchanged."""
+    await lock_holder.execute(text(LOCK_HOLDER), {"code": "lean_dies", "seed": WRITE_LOCK_SEED})
+    app = create_app(Settings(database_url=database_url))
+    async with (
+        app.router.lifespan_context(app),
+        in_process(app, bearer(api_tokens["editor"])) as http,
+    ):
+        created = await http.post(API, json={"code": "lean_dies", "title": "Dies"})
+        assert created.status_code == 201
+        posted = asyncio.create_task(
+            http.post(f"{API}/lean_dies/transitions", json={"to_status": "coordinated"})
+        )
+        waiting = None
+        for _ in range(100):
+            waiting = await lock_holder.scalar(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            if waiting is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting is not None, "the transition never waited for the lock"
+        await lock_holder.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})
+        answer = await asyncio.wait_for(posted, timeout=10)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "retry-after" in answer.headers
+        after = await http.get(f"{API}/lean_dies")
+        assert after.json()["status"] == "draft"
+
+
+async def test_what_the_lean_path_cannot_read_as_the_route_does_goes_to_the_route(
+    client: httpx.AsyncClient,
+) -> None:
+    """Two Content-Types (the route reads the first), and a body over the limit that comes
+    without a Content-Length: the route's answers, and nothing written."""
+    before = (await client.get(f"{API}/monetary_policy")).headers["etag"]
+    twice = await client.post(
+        f"{API}/monetary_policy/transitions",
+        content=b'{"to_status": "withdrawn"}',
+        headers=[("content-type", "text/plain"), ("content-type", "application/json")],
+    )
+    assert twice.status_code == 422, twice.text
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        yield b'{"note": "' + b"x" * 70_000 + b'", "to_status": "withdrawn"}'
+
+    oversized = await client.post(
+        f"{API}/monetary_policy/transitions",
+        content=streamed(),
+        headers={"content-type": "application/json"},
+    )
+    assert oversized.status_code == 413, oversized.text
+    assert oversized.headers["content-type"] == "application/problem+json"
+    assert (await client.get(f"{API}/monetary_policy")).headers["etag"] == before
