@@ -197,5 +197,10 @@ def key_id_of(pg: Postgres, database: str, name: str) -> str:
     return str(pg.fetchval(database, "SELECT key_id FROM api_keys WHERE name = $1", name))
 
 
+def secret_hash_of(pg: Postgres, database: str, name: str) -> str:
+    """The stored hash of the key's secret, which the lean transition's lookup matches."""
+    return str(pg.fetchval(database, "SELECT secret_hash FROM api_keys WHERE name = $1", name))
+
+
 def count_events(pg: Postgres, database: str) -> int:
     return int(pg.fetchval(database, "SELECT count(*) FROM events"))

@@ -26,6 +26,7 @@ _TO_STATUS = "(CASE WHEN :p_status = 'draft' THEN 'coordinated' ELSE 'draft' END
 # What a bench transition sends (bench/lua/service_transition.lua), as pgbench expressions.
 _VALUES = {
     "key_id": ":keyid",
+    "secret_hash": ":secrethash",
     "code": _CODE,
     "day": "current_date",
     "program_id": ":p_id",
@@ -72,7 +73,8 @@ def _pgbench_sql(statement: Any, values: Mapping[str, str]) -> str:
 
 
 def service_transition() -> str:
-    """Variables: clients, per (programmes per client), keyid, newhash."""
+    """Variables: clients, per (programmes per client), keyid and secrethash (the bench key's),
+    newhash."""
     return "\n".join(
         [
             "\\set n random(0, :per - 1)",

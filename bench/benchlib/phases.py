@@ -26,6 +26,7 @@ from benchlib.database import (
     key_id_of,
     load_events,
     longest_history,
+    secret_hash_of,
 )
 from benchlib.load import (
     ExportResult,
@@ -320,6 +321,7 @@ def database_limit(run: Run) -> None:
                 "clients": str(clients),
                 "per": str(run.args.programmes // clients),
                 "keyid": key_id_of(run.pg, run.service_db, "bench"),
+                "secrethash": secret_hash_of(run.pg, run.service_db, "bench"),
             },
         ),
         (
