@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy import Dialect, bindparam, insert, or_, select, update
 from starlette.exceptions import HTTPException
@@ -123,9 +124,10 @@ class _WrittenHere:
 _WRITTEN_HERE = _WrittenHere()
 
 
-def _transitions_route() -> Any:
+def _transitions_route() -> APIRoute:
+    """The route this path stands in for, under whose name requests are logged and counted."""
     for route in router.routes:
-        if getattr(route, "endpoint", None) is transition_program:
+        if isinstance(route, APIRoute) and route.endpoint is transition_program:
             return route
     raise LookupError("the transitions route is not in programs.router")
 
@@ -290,10 +292,12 @@ async def _transition(
             },
         )
         key = key_holder(parsed, key_row)
-        if key is None or not role_allows(key.role, Role.EDITOR):
-            raise _ToTheRoute()
-        assert key_row is not None
-        if last_use_is_stale(key_row):
+        if (
+            key is None
+            or key_row is None
+            or not role_allows(key.role, Role.EDITOR)
+            or last_use_is_stale(key_row)
+        ):
             raise _ToTheRoute()
         scope.setdefault("state", {})["caller_name"] = key.name  # for the request log
         actor = Actor(name=key.name, on_behalf_of=transition.actor)
@@ -315,9 +319,8 @@ async def _transition(
         params["event_changes"] = None if event.changes is None else json.dumps(event.changes)
         params |= {f"program_{name}": getattr(program, name) for name in _PROGRAM_COLUMNS}
         params["program_id"] = program.id
-        inserted = await first_row_of(driver, dialect, WRITE_STATUS_CHANGE, params)
-        assert inserted is not None
-        event.id = inserted[0]
+        # One row: the programme's, locked and read above.
+        event.id = (await first_row_of(driver, dialect, WRITE_STATUS_CHANGE, params))[0]
         row = locked
         if opened_or_closed(status_before, program.status):
             row = await _read(driver, dialect, lean.code, today)
