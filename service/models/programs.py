@@ -31,7 +31,7 @@ class Program(Base):
     lead_bodies: Mapped[str | None] = mapped_column(String(1000))
     summary: Mapped[str | None] = mapped_column(Text)
     sources: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
-    status: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(32))  # unindexed: see migration 0012
     status_effective_date: Mapped[date] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -75,7 +75,9 @@ _EVENT_COLUMNS = tuple(
     for column in Event.__table__.columns
     if not column.primary_key and column.server_default is None
 )
-_PROGRAM_COLUMNS = ("status", "status_effective_date", "version", "updated_at")
+# None of the latter is indexed, so the update is a HOT one (migration 0012;
+# tests/operations/test_migrations.py holds it so).
+STATUS_CHANGE_COLUMNS = ("status", "status_effective_date", "version", "updated_at")
 _NEW_EVENT = (
     insert(Event)
     .values({name: bindparam(f"event_{name}") for name in _EVENT_COLUMNS})
@@ -85,7 +87,7 @@ _NEW_EVENT = (
 WRITE_STATUS_CHANGE = (
     update(Program)
     .where(Program.id == bindparam("program_id"))
-    .values({name: bindparam(f"program_{name}") for name in _PROGRAM_COLUMNS})
+    .values({name: bindparam(f"program_{name}") for name in STATUS_CHANGE_COLUMNS})
     .add_cte(_NEW_EVENT)
     .returning(select(_NEW_EVENT.c.id).scalar_subquery())
 )
@@ -317,7 +319,7 @@ async def _transition(
         # JSONB as its text, which SQLAlchemy's codec on the connection passes on.
         params["event_sources"] = json.dumps(event.sources)
         params["event_changes"] = None if event.changes is None else json.dumps(event.changes)
-        params |= {f"program_{name}": getattr(program, name) for name in _PROGRAM_COLUMNS}
+        params |= {f"program_{name}": getattr(program, name) for name in STATUS_CHANGE_COLUMNS}
         params["program_id"] = program.id
         # One row: the programme's, locked and read above.
         event.id = (await first_row_of(driver, dialect, WRITE_STATUS_CHANGE, params))[0]

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -13,6 +13,7 @@ from service.clock import today_utc
 from service.db import create_engine
 from service.decisions.schemas import DecisionCreate, DecisionTransition
 from service.decisions.service import record_decision
+from service.programs.lean_transitions import STATUS_CHANGE_COLUMNS
 from service.programs.schemas import ProgramCreate
 from service.programs.service import Actor, create_program
 from service.rules.workflow import Status
@@ -88,6 +89,25 @@ async def test_database_refuses_truncate(database_url: str) -> None:
         with pytest.raises(DBAPIError, match="append-only"):
             await connection.execute(text("TRUNCATE events CASCADE"))
     await engine.dispose()
+
+
+def _indexed_columns(connection: Connection, table: str) -> set[str]:
+    inspector = inspect(connection)
+    primary_key = inspector.get_pk_constraint(table)["constrained_columns"]
+    keys = [*inspector.get_indexes(table), *inspector.get_unique_constraints(table)]
+    return {*primary_key, *(column for key in keys for column in key["column_names"] if column)}
+
+
+async def test_a_status_change_writes_no_indexed_column(database_url: str) -> None:
+    """Every transition rewrites its programme's row; with none of the columns it writes
+    indexed, PostgreSQL does that in place (a HOT update) instead of adding an entry to each of
+    the programmes' indexes (migration 0012)."""
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        indexed = await connection.run_sync(_indexed_columns, "programs")
+    await engine.dispose()
+    assert "code" in indexed  # the inspection sees the indexes
+    assert indexed.isdisjoint(STATUS_CHANGE_COLUMNS)
 
 
 def _to(revision: str) -> Callable[[Connection], None]:
