@@ -94,8 +94,9 @@ async def test_database_refuses_truncate(database_url: str) -> None:
 def _indexed_columns(connection: Connection, table: str) -> set[str]:
     inspector = inspect(connection)
     primary_key = inspector.get_pk_constraint(table)["constrained_columns"]
-    keys = [*inspector.get_indexes(table), *inspector.get_unique_constraints(table)]
-    return {*primary_key, *(column for key in keys for column in key["column_names"] if column)}
+    indexes = [index["column_names"] for index in inspector.get_indexes(table)]
+    uniques = [unique["column_names"] for unique in inspector.get_unique_constraints(table)]
+    return {*primary_key, *(column for names in indexes + uniques for column in names if column)}
 
 
 async def test_a_status_change_writes_no_indexed_column(database_url: str) -> None:
