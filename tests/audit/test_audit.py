@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from service.db import create_engine
@@ -34,6 +35,29 @@ async def tamper_with_event(database_url: str, program: str, seq: int, note: str
     return int(event_id)
 
 
+async def tamper_with_text(database_url: str, program: str, seq: int, sql: str) -> int:
+    """Edit or delete an event's kept text (PostgreSQL), as a superuser could."""
+    engine = create_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        await engine.dispose()
+        pytest.skip("only PostgreSQL keeps each event's text")
+    async with engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE event_texts DISABLE TRIGGER USER"))
+        event_id = (
+            await connection.execute(
+                text(
+                    "SELECT id FROM events WHERE seq = :seq AND program_id = "
+                    "(SELECT id FROM programs WHERE code = :code)"
+                ),
+                {"seq": seq, "code": program},
+            )
+        ).scalar_one()
+        await connection.execute(text(sql), {"event_id": event_id})
+        await connection.execute(text("ALTER TABLE event_texts ENABLE TRIGGER USER"))
+    await engine.dispose()
+    return int(event_id)
+
+
 async def test_an_untouched_history_verifies(client: httpx.AsyncClient) -> None:
     report = (await client.get(f"{API}/audit/verify")).json()
     assert report == {
@@ -54,6 +78,41 @@ async def test_an_edited_event_is_named(client: httpx.AsyncClient, database_url:
             "event_id": event_id,
             "reason": "hash does not match the event's content",
         }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (
+            "UPDATE event_texts SET body = replace(body, '\"actor\": \"', "
+            "'\"actor\": \"forged ') WHERE event_id = :event_id",
+            "the text the feed and the exports serve for it is not the event's",
+        ),
+        (
+            "UPDATE event_texts SET csv = csv || ',' WHERE event_id = :event_id",
+            "the text the feed and the exports serve for it is not the event's",
+        ),
+        (
+            "UPDATE event_texts SET cursor = 'AAAA' WHERE event_id = :event_id",
+            "the text the feed and the exports serve for it is not the event's",
+        ),
+        (
+            "DELETE FROM event_texts WHERE event_id = :event_id",
+            "no text is kept for it: the feed and the exports leave it out",
+        ),
+    ],
+)
+async def test_an_edited_or_missing_text_is_named(
+    client: httpx.AsyncClient, database_url: str, edit: str, reason: str
+) -> None:
+    """The feed and the exports serve each event's kept text (PostgreSQL): one that is not
+    what its event makes is named, though every chain verifies."""
+    event_id = await tamper_with_text(database_url, "gas_market", 4, edit)
+    report = (await client.get(f"{API}/audit/verify")).json()
+    assert report["ok"] is False
+    assert report["mismatches"] == [
+        {"program": "gas_market", "event_id": event_id, "reason": reason}
     ]
 
 
