@@ -85,8 +85,8 @@ async def test_an_edited_event_is_named(client: httpx.AsyncClient, database_url:
     ("edit", "reason"),
     [
         (
-            "UPDATE event_texts SET body = replace(body, '\"actor\": \"', "
-            "'\"actor\": \"forged ') WHERE event_id = :event_id",
+            'UPDATE event_texts SET body = replace(body, \'"actor": "\', '
+            '\'"actor": "forged \') WHERE event_id = :event_id',
             "the text the feed and the exports serve for it is not the event's",
         ),
         (
