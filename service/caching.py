@@ -43,11 +43,19 @@ from service.clock import today_utc
 from service.conditions import if_none_match_hits
 from service.db import Base, CachedReads, fetch_first, open_session, single_statements
 
+# What every answer varies on: its coding, which the gzip layer sets only on the bodies it
+# compresses.
+VARY = "Accept-Encoding"
+
 
 class NotModified(Exception):
-    def __init__(self, etag: str) -> None:
+    """`vary`: what the 200 would vary on, which its 304 must name too (RFC 9110 §15.4.5), or a
+    cache that refreshes its stored headers from the 304 would serve the answer for others."""
+
+    def __init__(self, etag: str, vary: str = VARY) -> None:
         super().__init__(etag)
         self.etag = etag
+        self.vary = vary
 
 
 JSON_MEDIA_TYPE = "application/json"
@@ -117,10 +125,8 @@ def json_answer(body: bytes, etag: str) -> Response:
     return _response(body, JSON_MEDIA_TYPE, etag)
 
 
-def not_modified(etag: str) -> Response:
-    # A 304 names what the 200 would vary on (RFC 9110 §15.4.5): its coding, which the gzip
-    # layer sets only on the bodies it compresses.
-    return Response(status_code=304, headers={"ETag": etag, "Vary": "Accept-Encoding"})
+def not_modified(etag: str, vary: str = VARY) -> Response:
+    return Response(status_code=304, headers={"ETag": etag, "Vary": vary})
 
 
 class ViewCache:
@@ -215,10 +221,10 @@ async def data_fingerprint(request: Request) -> str:
     return validation.validator(counts, today_utc())
 
 
-def check_not_modified(request: Request, etag: str) -> None:
+def check_not_modified(request: Request, etag: str, *, vary: str = VARY) -> None:
     header = request.headers.get("if-none-match")
     if header is not None and if_none_match_hits(header, etag):
-        raise NotModified(etag)
+        raise NotModified(etag, vary)
 
 
 @dataclass(frozen=True)
@@ -270,4 +276,4 @@ ComputedView = Annotated[CachedView, Depends(computed_view)]
 
 async def not_modified_response(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotModified)
-    return not_modified(exc.etag)
+    return not_modified(exc.etag, exc.vary)
