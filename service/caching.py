@@ -45,14 +45,14 @@ from service.db import Base, CachedReads, fetch_first, open_session, single_stat
 
 # What every answer varies on: its coding, which the gzip layer sets only on the bodies it
 # compresses.
-VARY = "Accept-Encoding"
+ENCODING_VARY = "Accept-Encoding"
 
 
 class NotModified(Exception):
     """`vary`: what the 200 would vary on, which its 304 must name too (RFC 9110 §15.4.5), or a
     cache that refreshes its stored headers from the 304 would serve the answer for others."""
 
-    def __init__(self, etag: str, vary: str = VARY) -> None:
+    def __init__(self, etag: str, vary: str = ENCODING_VARY) -> None:
         super().__init__(etag)
         self.etag = etag
         self.vary = vary
@@ -125,7 +125,7 @@ def json_answer(body: bytes, etag: str) -> Response:
     return _response(body, JSON_MEDIA_TYPE, etag)
 
 
-def not_modified(etag: str, vary: str = VARY) -> Response:
+def not_modified(etag: str, vary: str = ENCODING_VARY) -> Response:
     return Response(status_code=304, headers={"ETag": etag, "Vary": vary})
 
 
@@ -221,7 +221,7 @@ async def data_fingerprint(request: Request) -> str:
     return validation.validator(counts, today_utc())
 
 
-def check_not_modified(request: Request, etag: str, *, vary: str = VARY) -> None:
+def check_not_modified(request: Request, etag: str, *, vary: str = ENCODING_VARY) -> None:
     header = request.headers.get("if-none-match")
     if header is not None and if_none_match_hits(header, etag):
         raise NotModified(etag, vary)

@@ -270,9 +270,11 @@ def cmd_seed(args: argparse.Namespace) -> None:
             report = await load_seed_files(session, paths)
             await session.commit()
         print(
-            f"roadmap: created roadmaps {report.roadmaps_created or 'none'}, "
+            f"roadmap: added {len(report.roadmaps_created)} roadmaps, "
             f"{len(report.programs_created)} programmes, {report.milestones_added} milestones, "
-            f"{report.progress_reports_added} progress reports"
+            f"{report.progress_reports_added} progress reports, {report.decisions_added} "
+            f"decisions; corrected {report.milestones_corrected} milestones, "
+            f"{report.progress_reports_corrected} progress reports"
         )
 
     try:

@@ -52,7 +52,8 @@ async def list_events(
 
 @router.get("/audit/verify", response_model=VerifyRead)
 async def verify_history(request: Request) -> VerifyRead:
-    """Recompute every programme's hash chain and report the first bad event of each."""
+    """Recompute every programme's hash chain and report each bad event; on PostgreSQL, also
+    each event whose served text (feed, exports) is not what the event makes."""
     async with open_session(request) as session:
         report = await verify_chains(session)
     return VerifyRead(

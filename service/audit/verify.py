@@ -1,17 +1,19 @@
 """Recomputing every chain, and the digest an outside party can keep to prove nothing changed.
 
-On PostgreSQL the feed and the exports serve each event as the text written when it was
-appended (models.events.EventText), not as the event itself: so verifying also recomputes each
-text from its event and names any that differs or is missing. Otherwise a text edited behind
-the service's back would be served in every export while every chain still verified."""
+On PostgreSQL the feed and the exports serve each event as the text its triggers wrote when it
+was appended or attributed to a decision (models.events.EventText), not as the event itself:
+so verifying also recomputes each text from its event, by the database's own definition of it
+(migration 0010's view), and names any that differs or is missing. Otherwise a text edited
+behind the service's back would be served in every export while every chain still verified."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import column, func, or_, select, table, tuple_
+from sqlalchemy import case, column, func, or_, select, table, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit import rendered
 from service.audit.chain import broken_links, chains_digest
 from service.audit.feed import START, feed_end
 from service.models.events import Event, EventText
@@ -38,24 +40,30 @@ _HASHED_COLUMNS = (
 )
 
 
-# Migration 0010's view: each event's text as its trigger writes it, computed from the event.
+# Migration 0010's view: each event's text as its triggers write it, computed from the event.
 _TEXT_OF_EVENT = table(
     "event_text_source", column("event_id"), column("body"), column("cursor"), column("csv")
 )
-# The events whose kept text is missing or not what their event makes.
-_TEXTS_THAT_DIFFER = (
-    select(Event.id, Event.program_id, EventText.event_id.is_(None))
-    .join(_TEXT_OF_EVENT, _TEXT_OF_EVENT.c.event_id == Event.id)
-    .outerjoin(EventText, EventText.event_id == Event.id)
+_NO_TEXT = "no text is kept for it: the feed and the exports leave it out"
+_OTHER_TEXT = "the text the feed and the exports serve for it is not the event's"
+# Per event, correlated, so the chains' streamed read stays one pass over (program_id, seq) and
+# each fetch computes only its own rows' texts: NULL when the kept text is the event's, else
+# the reason.
+_TEXT_MISMATCH = (
+    select(case((EventText.event_id.is_(None), _NO_TEXT), else_=_OTHER_TEXT))
+    .select_from(_TEXT_OF_EVENT)
+    .outerjoin(EventText, EventText.event_id == _TEXT_OF_EVENT.c.event_id)
     .where(
+        _TEXT_OF_EVENT.c.event_id == Event.id,
         or_(
             EventText.event_id.is_(None),
-            EventText.body != _TEXT_OF_EVENT.c.body,
-            EventText.cursor != _TEXT_OF_EVENT.c.cursor,
-            EventText.csv != _TEXT_OF_EVENT.c.csv,
-        )
+            EventText.body.is_distinct_from(_TEXT_OF_EVENT.c.body),
+            EventText.cursor.is_distinct_from(_TEXT_OF_EVENT.c.cursor),
+            EventText.csv.is_distinct_from(_TEXT_OF_EVENT.c.csv),
+        ),
     )
-    .order_by(Event.id)
+    .scalar_subquery()
+    .label("text_mismatch")
 )
 
 
@@ -77,16 +85,14 @@ class VerifyReport:
         return not self.mismatches
 
 
-_NO_TEXT = "no text is kept for it: the feed and the exports leave it out"
-_OTHER_TEXT = "the text the feed and the exports serve for it is not the event's"
-
-
 async def _events_by_program(
     session: AsyncSession, codes: dict[int, str]
 ) -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
-    """Each programme's events in seq order, streamed so memory holds one chain at a time."""
+    """Each programme's events in seq order, streamed so memory holds one chain at a time; on
+    PostgreSQL with each one's `text_mismatch`."""
+    texts = [_TEXT_MISMATCH] if rendered.supported(session) else []
     query = (
-        select(*_HASHED_COLUMNS)
+        select(*_HASHED_COLUMNS, *texts)
         .order_by(Event.program_id, Event.seq)
         .execution_options(yield_per=2000)
     )
@@ -105,7 +111,8 @@ async def _events_by_program(
 
 
 async def verify_chains(session: AsyncSession) -> VerifyReport:
-    """Check every chain, and that each programme's row agrees with its history."""
+    """Check every chain, each event's text where the chain holds (PostgreSQL), and that each
+    programme's row agrees with its history."""
     programs = {p.id: p for p in (await session.scalars(select(Program))).all()}
     codes = {pid: p.code for pid, p in programs.items()}
     report = VerifyReport(programs_checked=len(programs))
@@ -118,6 +125,11 @@ async def verify_chains(session: AsyncSession) -> VerifyReport:
         if broken:
             report.mismatches += [Mismatch(code, event_id, reason) for event_id, reason in broken]
             continue
+        report.mismatches += [
+            Mismatch(code, event["id"], event["text_mismatch"])
+            for event in chain
+            if event.get("text_mismatch") is not None
+        ]
         program = programs[program_id]
         if program.version != len(chain):
             report.mismatches.append(
@@ -137,13 +149,6 @@ async def verify_chains(session: AsyncSession) -> VerifyReport:
             )
     for program_id in programs.keys() - seen:
         report.mismatches.append(Mismatch(codes[program_id], None, "programme has no events"))
-    if session.get_bind().dialect.name == "postgresql":
-        # A chain already named for its first bad event is not named again for its texts.
-        named = {mismatch.program for mismatch in report.mismatches}
-        for event_id, program_id, missing in await session.execute(_TEXTS_THAT_DIFFER):
-            if codes[program_id] not in named:
-                reason = _NO_TEXT if missing else _OTHER_TEXT
-                report.mismatches.append(Mismatch(codes[program_id], event_id, reason))
     report.mismatches.sort(key=lambda m: m.program)
     return report
 

@@ -18,7 +18,7 @@ from service.board import labels
 from service.board.chart import cumulative_flow
 from service.board.labels import Language, choose_language
 from service.board.service import Filters, board, program_page, statuses_shown
-from service.caching import VARY, check_not_modified, data_fingerprint, weak_etag
+from service.caching import ENCODING_VARY, check_not_modified, data_fingerprint, weak_etag
 from service.clock import today_utc
 from service.db import open_session
 from service.errors import BoardClosed, InvalidInput, NotFound, Problem
@@ -37,7 +37,7 @@ CONTENT_SECURITY_POLICY = (
 )
 # A page is HTML or a problem document by Accept, and in the language of Accept-Language
 # unless ?lang= names one.
-_VARY = "Accept, Accept-Language"
+_PAGE_VARY = "Accept, Accept-Language"
 
 Choice = Annotated[Text | None, Query(max_length=200)]
 LanguageQuery = Annotated[Text | None, Query(alias="lang", max_length=10)]
@@ -103,7 +103,7 @@ def _page(
         status_code=status,
     )
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["Vary"] = _VARY
+    response.headers["Vary"] = _PAGE_VARY
     return response
 
 
@@ -146,7 +146,7 @@ async def _closed_or_validated(request: Request, language: Language) -> HTMLResp
     async with open_session(request) as session:
         end = await feed_end(session)
     etag = weak_etag(f"board|{request.url.path}?{request.url.query}|{language}|{fingerprint}|{end}")
-    check_not_modified(request, etag, vary=f"{_VARY}, {VARY}")
+    check_not_modified(request, etag, vary=f"{_PAGE_VARY}, {ENCODING_VARY}")
     return Validated(etag, encode_feed_cursor(end))
 
 

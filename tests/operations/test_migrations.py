@@ -1,6 +1,7 @@
 """The migrations are the schema: they agree with the models, reverse cleanly, and make the
 event table append-only in the database itself."""
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -106,9 +107,15 @@ async def test_a_status_change_writes_no_indexed_column(database_url: str) -> No
     engine = create_engine(database_url)
     async with engine.connect() as connection:
         indexed = await connection.run_sync(_indexed_columns, "programs")
+        definitions = []
+        if engine.dialect.name == "postgresql":  # expressions and predicates count too
+            query = text("SELECT indexdef FROM pg_indexes WHERE tablename = 'programs'")
+            definitions = list((await connection.execute(query)).scalars())
     await engine.dispose()
-    assert "code" in indexed  # the inspection sees the indexes
+    assert {"id", "roadmap_id", "sector"} <= indexed  # the inspection sees the indexes
     assert indexed.isdisjoint(STATUS_CHANGE_COLUMNS)
+    written = re.compile(rf"\b({'|'.join(STATUS_CHANGE_COLUMNS)})\b")
+    assert not [definition for definition in definitions if written.search(definition)]
 
 
 def _to(revision: str) -> Callable[[Connection], None]:
