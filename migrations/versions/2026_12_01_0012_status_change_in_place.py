@@ -3,9 +3,8 @@
 Every transition updates its programme's row: status, its date, version and updated_at. Since
 status was indexed, PostgreSQL could not make that a heap-only (HOT) update: each one wrote a
 new entry in each of the programmes' five indexes and left dead ones behind, and the indexes
-grew with every write. That update is most of the difference between the service's write and
-the anchor's (bench/RESULTS.md, issue 16): without the index, pgbench ran the service's
-transition a quarter faster.
+grew with every write. Without the index, pgbench ran the service's transition about a quarter
+faster (bench/RESULTS.md, issue 16).
 
 No read wants the index. The programmes are a few dozen rows (28 in the seed), which a filter on
 status reads whole faster than through an index. The other indexes (id, code, roadmap,

@@ -75,7 +75,7 @@ _EVENT_COLUMNS = tuple(
     for column in Event.__table__.columns
     if not column.primary_key and column.server_default is None
 )
-# None of the programme's columns is indexed, so its update is a HOT one (migration 0012;
+# None of these programme columns is indexed, so the update is a HOT one (migration 0012;
 # tests/operations/test_migrations.py holds it so).
 STATUS_CHANGE_COLUMNS = ("status", "status_effective_date", "version", "updated_at")
 _NEW_EVENT = (
