@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from service.audit.chain import chains_digest, first_broken_link
 from service.audit.verify import verify_chains
 from service.clock import format_timestamp, utc_now
+from service.db import read_snapshot
 from service.db_url import parse_database_url
 from service.models import Base
 from service.schema_setup import current_revision, head_revision, startup_lock, upgrade_to_head
@@ -168,19 +169,6 @@ async def _stream(connection: AsyncConnection, query: Select[Any]) -> AsyncItera
         yield {key: _json_value(value) for key, value in row._mapping.items()}
 
 
-async def _read_snapshot(connection: AsyncConnection) -> AsyncConnection:
-    """Make every query of the export see the same committed state, so that a write committed
-    meanwhile cannot leave, say, a programme's version ahead of the events exported for it."""
-    if connection.dialect.name == "postgresql":
-        return await connection.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
-    # pysqlite opens no transaction for reads, so each SELECT would see the latest commit; an
-    # explicit BEGIN makes SQLite (in WAL mode) keep the snapshot of the first read to the end.
-    await connection.exec_driver_sql("BEGIN")
-    return connection
-
-
 async def _check_revision(connection: AsyncConnection) -> str:
     revision = await connection.run_sync(current_revision)
     expected = head_revision()
@@ -213,8 +201,8 @@ async def _export_rows(
 async def export_database(engine: AsyncEngine, out: TextIO) -> TransferSummary:
     """Write the whole database, but for keys, to `out` as one JSON document."""
     summary = TransferSummary()
-    async with engine.connect() as connection:
-        snapshot = await _read_snapshot(connection)
+    async with AsyncSession(engine) as session:
+        snapshot = await read_snapshot(session)
         document = _DocumentWriter(out)
         document.member("format", FORMAT)
         document.member("format_version", FORMAT_VERSION)

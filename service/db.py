@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Dialect, Executable, MetaData, Row, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -162,6 +163,21 @@ def open_session(request: Request) -> AsyncSession:
     service.caching) needs none, and creating one for every request costs."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker()
+
+
+async def read_snapshot(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, on which every query from here on sees the same committed
+    state: a write committed meanwhile cannot leave, say, a programme's version ahead of the
+    events read for it. Call it before the session's first query."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
+    connection = await session.connection()
+    # pysqlite opens no transaction for reads, so each SELECT would see the latest commit; an
+    # explicit BEGIN makes SQLite (in WAL mode) keep the snapshot of the first read to the end.
+    await connection.exec_driver_sql("BEGIN")
+    return connection
 
 
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import rendered
 from service.audit.chain import broken_links, chains_digest
 from service.audit.feed import START, feed_end
+from service.db import read_snapshot
 from service.models.events import Event, EventText
 from service.models.programs import Program
 
@@ -112,7 +113,10 @@ async def _events_by_program(
 
 async def verify_chains(session: AsyncSession) -> VerifyReport:
     """Check every chain, each event's text where the chain holds (PostgreSQL), and that each
-    programme's row agrees with its history."""
+    programme's row agrees with its history, all as of one committed state: a new session's
+    snapshot, or the transaction `session` is in (an import checking what it wrote)."""
+    if not session.in_transaction():
+        await read_snapshot(session)
     programs = {p.id: p for p in (await session.scalars(select(Program))).all()}
     codes = {pid: p.code for pid, p in programs.items()}
     report = VerifyReport(programs_checked=len(programs))

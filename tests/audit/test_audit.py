@@ -2,11 +2,14 @@
 
 import hashlib
 import json
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.verify import verify_chains
 from service.db import create_engine
 from tests.support.builders import API, SEEDED_EVENTS, create_program, transition
 from tests.support.cli import Cli
@@ -114,6 +117,43 @@ async def test_an_edited_or_missing_text_is_named(
     assert report["mismatches"] == [
         {"program": "gas_market", "event_id": event_id, "reason": reason}
     ]
+
+
+async def test_a_write_committed_while_verifying_is_not_a_mismatch(
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verifying reads the programmes, then streams the events: a transition committed in
+    between must not make a programme's version look ahead of, or behind, its history."""
+    await create_program(client, "verified_meanwhile", roadmap="union-state-2021-2023")
+    engine = create_engine(database_url)
+    async with AsyncSession(engine) as session:
+        read = session.scalars
+
+        async def read_then_write(*args: Any, **kwargs: Any) -> Any:
+            result = await read(*args, **kwargs)
+            response = await transition(client, "verified_meanwhile", "coordinated")
+            assert response.status_code == 201, response.text
+            return result
+
+        monkeypatch.setattr(session, "scalars", read_then_write)
+        report = await verify_chains(session)
+    await engine.dispose()
+    assert report.mismatches == []
+    assert report.events_checked == SEEDED_EVENTS + 1  # as of the first read: + "created"
+
+
+async def test_verifying_leaves_its_connection_writable(database_url: str) -> None:
+    """Verifying reads in a read-only snapshot; the connection goes back to the pool as
+    writable as it came (one connection in the pool, so the write gets that one)."""
+    engine = create_engine(database_url, pool_size=1)
+    async with AsyncSession(engine) as session:
+        assert (await verify_chains(session)).ok
+    async with AsyncSession(engine) as session:
+        await session.execute(
+            text("UPDATE programs SET updated_at = updated_at WHERE code = 'gas_market'")
+        )
+        await session.commit()
+    await engine.dispose()
 
 
 def test_roadmap_verify_passes_on_an_untouched_history(cli: Cli, database_url: str) -> None:

@@ -175,6 +175,7 @@ async def test_a_sqlite_database_moves_with_its_history_and_digest(
     engine = create_engine(target)
     async with AsyncSession(engine, expire_on_commit=False) as session:
         assert (await verify_chains(session)).ok
+        await session.rollback()  # the end of verifying's read-only snapshot
         # The ids were kept; new rows must follow them (PostgreSQL's sequences were moved on).
         newest_event = await session.scalar(select(func.max(Event.id)))
         newest_milestone = await session.scalar(select(func.max(Milestone.id)))
